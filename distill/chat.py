@@ -24,9 +24,12 @@ class Reply:
 
 
 def _stream(llm, prompt: str, max_tokens: int, temperature: float, stop: list[str] | None = None) -> Iterator[str]:
+    """One piece of text per generated token (the closing chunk that only carries finish_reason is dropped)."""
     for chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature, top_p=0.95,
                                        stream=True, stop=stop):
-        yield chunk["choices"][0]["text"]
+        choice = chunk["choices"][0]
+        if choice["finish_reason"] is None or choice["text"]:
+            yield choice["text"]
 
 
 def reply(llm, question: str, prompt_text: str | None = None, think_budget: int | None = None,

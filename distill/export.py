@@ -37,13 +37,15 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _staged_folder(model_dir: Path, tmp: Path) -> Path:
+def _staged_folder(model_dir: Path, tmp: Path, license: str) -> Path:
     """A view of `model_dir` whose chat template has no `{% generation %}` markers (llama.cpp
-    renders templates but does not know that training-only tag)."""
+    renders templates but does not know that training-only tag), with a model card whose front
+    matter gives the converter `general.license` (its override file has no key for it)."""
     stage = tmp / "model"
     stage.mkdir()
+    (stage / "README.md").write_text(f"---\nlicense: {license}\n---\n")
     for f in model_dir.iterdir():
-        if f.is_file() and f.name not in ("chat_template.jinja", "tokenizer_config.json"):
+        if f.is_file() and f.name not in ("chat_template.jinja", "tokenizer_config.json", "README.md"):
             os.symlink(f.resolve(), stage / f.name)
     cfg_path = model_dir / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
@@ -58,11 +60,11 @@ def _staged_folder(model_dir: Path, tmp: Path) -> Path:
     return stage
 
 
-def convert(model_dir: Path, out_file: Path, metadata: dict) -> None:
+def convert(model_dir: Path, out_file: Path, metadata: dict, license: str = "apache-2.0") -> None:
     """HF folder -> GGUF F16 with llama.cpp's converter."""
     conv = ensure_converter()
     with tempfile.TemporaryDirectory() as tmp:
-        stage = _staged_folder(model_dir, Path(tmp))
+        stage = _staged_folder(model_dir, Path(tmp), license)
         meta = Path(tmp) / "metadata.json"
         meta.write_text(json.dumps(metadata))
         part = out_file.with_suffix(".gguf.part")
@@ -122,14 +124,14 @@ def run(model_dir: Path, out_dir: Path, name: str, quants: list[str], base_model
     if not (model_dir / "config.json").exists():
         raise DistillError(f"{model_dir} is not a trained student folder (no config.json); run `distill train` first")
     out_dir.mkdir(parents=True, exist_ok=True)
-    metadata = {"general.name": name, "general.basename": name, "general.license": license,
+    metadata = {"general.name": name, "general.basename": name,
                 "general.description": f"Reasoning student distilled with distill (recipe {recipe_name}, "
                                        f"sha256 {recipe_sha256})",
                 "general.base_models": [{"name": base_model}],
                 "general.datasets": [{"name": d} for d in (datasets or [])],
                 "general.tags": ["reasoning", "distill", f"recipe-sha256:{recipe_sha256[:16]}"]}
     f16 = out_dir / f"{name}-F16.gguf"
-    convert(model_dir, f16, metadata)
+    convert(model_dir, f16, metadata, license)
     files = [("F16", f16)]
     for q in quants:
         if q == "F16":

@@ -26,6 +26,6 @@ def render_prompt(llm, messages: list[dict], chat_template: str | None = None) -
         raise DistillError("this GGUF has no tokenizer.chat_template; re-export it with `distill export`")
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
     env.globals["raise_exception"] = lambda msg: (_ for _ in ()).throw(DistillError(msg))
-    bos = llm.detokenize([llm.token_bos()]).decode("utf-8", "ignore") if llm.token_bos() >= 0 else ""
+    bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "ignore") if llm.token_bos() >= 0 else ""
     return env.from_string(template).render(messages=messages, add_generation_prompt=True, bos_token=bos,
                                             eos_token="")

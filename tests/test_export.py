@@ -36,8 +36,8 @@ def test_gguf_carries_template_stop_token_and_metadata(exported):
     out, _ = exported
     llm = load_gguf(out / "tiny-Q8_0.gguf", n_ctx=256)
     meta = llm.metadata
-    assert "generation" not in meta["tokenizer.chat_template"]
-    assert llm.detokenize([llm.token_eos()]) == b"<|im_end|>"
+    assert "{%- generation" not in meta["tokenizer.chat_template"] and "endgeneration" not in meta["tokenizer.chat_template"]
+    assert llm.detokenize([llm.token_eos()], special=True) == b"<|im_end|>"
     assert meta["general.license"] == "apache-2.0" and "ababab" in meta["general.description"]
     prompt = render_prompt(llm, [{"role": "user", "content": "hi"}])
     assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n"

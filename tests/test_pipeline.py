@@ -23,7 +23,8 @@ def test_run_end_to_end_then_skip_unchanged_stages(tmp_path, tiny_llama_dir):
         recipe = load_recipe(tmp_path / "micro.yaml")
         ledger = pipeline.run(recipe)
         assert set(ledger) == set(pipeline.STAGES) and all(v["done"] for v in ledger.values())
-        assert ledger["sample"]["sampled"] == 8 and ledger["filter"]["accepted"] == 8
+        # The stand-in answers both samples of a problem with the same text: one of each is a duplicate.
+        assert ledger["sample"]["sampled"] == 8 and ledger["filter"]["accepted"] == 4
         manifest = json.loads((tmp_path / "export/micro/manifest.json").read_text())
         assert [f["quant"] for f in manifest["files"]] == ["F16", "Q8_0"]
         assert manifest["recipe"]["sha256"] == recipe.sha256()
