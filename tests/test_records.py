@@ -52,3 +52,15 @@ def test_write_jsonl_is_atomic(tmp_path):
     write_jsonl(path, [Problem(id="a", problem="q", answer="1")])
     assert [p.id for p in load_problems(path)] == ["a"]
     assert not list(tmp_path.glob(".out.jsonl.*"))  # no temp file left behind
+
+
+def test_atomic_writes_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "m.json"
+    from distill.records import write_json
+
+    write_json(path, {"a": 1})
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode & stat.S_IRGRP and mode & stat.S_IROTH
