@@ -90,19 +90,36 @@ class TrainCfg(Section):
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_length: int = Field(4096, ge=16)  # tokens; longer examples are reported, then truncated
     packing: bool = False
+    # bfd: best-fit decreasing into max_length rows, padding-free with position ids (TRL's default);
+    # bfd_split splits an over-long example instead of truncating it; wrapped cuts mid-example.
+    packing_strategy: Literal["bfd", "bfd_split", "wrapped"] = "bfd"
+    padding_free: bool = False  # flatten each batch without packing (needs flash attention on GPU)
     lr_scheduler_type: str = "cosine"
+    lr_scheduler_kwargs: dict[str, Any] = {}  # e.g. {min_lr_rate: 0.1} for cosine_with_min_lr
     warmup_steps: float = Field(0, ge=0)  # an int is steps; a float in [0, 1) a ratio of all steps
     weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    # auto: adamw_torch, or paged_adamw_32bit for QLoRA on CUDA (the QLoRA paper's paged optimiser).
+    optim: str = "auto"
     gradient_checkpointing: bool = False
     bf16: bool = False
+    # auto: flash_attention_2 where CUDA and flash-attn are present, else sdpa.
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3"] = "auto"
+    use_liger_kernel: bool | Literal["auto"] = "auto"  # auto: on where CUDA and liger-kernel are present
     seed: int = 42
     logging_steps: int = Field(5, ge=1)
     save_steps: int = Field(500, ge=1)
+    save_total_limit: int | None = Field(2, ge=1)  # checkpoints kept (the newest); None keeps all
     assistant_only_loss: bool = True  # loss on the answer turn only (the <think> included)
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     lora_target_modules: str | list[str] = "all-linear"
+    # Multi-process launch through `accelerate launch`: ddp, zero2, zero3, zero3_offload (files in
+    # recipes/accelerate/), or a path to an accelerate config. None: one process, or ddp when more
+    # than one GPU is visible.
+    accelerate_config: str | None = None
+    num_processes: int | None = Field(None, ge=1)  # per node; None: the visible GPUs (1 on CPU)
 
     @model_validator(mode="after")
     def _mode_fields(self) -> "TrainCfg":
@@ -110,6 +127,9 @@ class TrainCfg(Section):
             raise ValueError(
                 f"learning_rate {self.learning_rate} is far too high for full fine-tuning (use <= 1e-4)"
             )
+        if self.mode == "qlora" and self.accelerate_config in ("zero3", "zero3_offload"):
+            raise ValueError("QLoRA with ZeRO-3 needs bnb_4bit_quant_storage; use `ddp` or `zero2` "
+                             "(QLoRA fits one GPU; run `distill plan` to check)")
         return self
 
 
