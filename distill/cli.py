@@ -79,16 +79,39 @@ def filter_cmd(traces: Path, out: Path = typer.Option(..., "--out", help="Output
 
 
 @app.command("train")
-def train_cmd(recipe: Path, set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP)) -> None:
-    """SFT of the student on the run's accepted traces (data/runs/<recipe>/filter/accepted.jsonl)."""
+def train_cmd(recipe: Path, set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+              traces: Optional[Path] = typer.Option(None, help="Accepted traces (default: the run's filter output)."),
+              fresh: bool = typer.Option(False, "--fresh", help="Ignore existing checkpoints instead of resuming.")) -> None:
+    """SFT of the student on the run's accepted traces (data/runs/<recipe>/filter/accepted.jsonl).
+
+    One process, or `accelerate launch` (DDP / DeepSpeed ZeRO) when train.accelerate_config,
+    train.num_processes or the visible GPUs ask for more; a rerun resumes from the last checkpoint."""
     from distill import train
 
     r = _recipe(recipe, set_)
-    accepted = r.run_dir / "filter" / "accepted.jsonl"
+    accepted = traces or r.run_dir / "filter" / "accepted.jsonl"
     if not accepted.exists():
         raise DistillError(f"{accepted} not found; run `distill run {recipe} --to filter` first")
-    summary = train.run(r, accepted, r.run_dir / "student")
-    typer.echo(f"trained {summary['steps']} steps; student in {r.run_dir / 'student'}")
+    summary = train.run(r, accepted, r.run_dir / "student", resume=not fresh)
+    typer.echo(f"trained {summary['steps']} steps on {summary.get('world_size', 1)} process(es); "
+               f"student in {r.run_dir / 'student'}")
+
+
+@app.command("plan")
+def plan_cmd(recipe: Path, gpus: int = typer.Option(1, "--gpus", help="GPUs (data-parallel processes) in all."),
+             gpu_mem: float = typer.Option(80.0, "--gpu-mem", help="Memory of one GPU in GiB."),
+             set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+             as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
+    """Memory per GPU (weights, gradients, optimizer, activations) for a training recipe: fits or not,
+    and a batch/accumulation that does. Reads a local model's config.json, or the published configs."""
+    import json
+
+    from distill import plan
+
+    p = plan.estimate(_recipe(recipe, set_), gpus, gpu_mem)
+    typer.echo(json.dumps(p.to_dict(), indent=2) if as_json else plan.render(p))
+    if not p.fits:
+        raise typer.Exit(1)
 
 
 @app.command("eval")
