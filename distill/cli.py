@@ -66,16 +66,25 @@ def sample_cmd(recipe: Path, set_: Optional[list[str]] = typer.Option(None, "--s
 
 @app.command("filter")
 def filter_cmd(traces: Path, out: Path = typer.Option(..., "--out", help="Output folder."),
-               recipe: Optional[Path] = typer.Option(None, help="Take filter settings from this recipe.")) -> None:
-    """Judge traces: writes OUT/accepted.jsonl, OUT/rejected.jsonl and OUT/report.json."""
+               recipe: Optional[Path] = typer.Option(None, help="Take filter settings from this recipe."),
+               set_: Optional[list[str]] = typer.Option(None, "--set", help="filter.KEY=VALUE (needs --recipe)"),
+               workers: Optional[int] = typer.Option(None, min=1, help="Judging processes (default: all cores)."),
+               ) -> None:
+    """Judge traces: writes OUT/accepted.jsonl, OUT/rejected.jsonl, OUT/report.json, report.md and plots."""
     from distill import filter as trace_filter
     from distill.recipe import FilterCfg
 
     if not traces.exists():
-        raise DistillError(f"{traces} not found")
-    cfg = _recipe(recipe).filter if recipe else FilterCfg()
-    rep = trace_filter.run(traces, out, cfg)
-    typer.echo(f"accepted {rep['accepted']} / {rep['input']}; by reason: {rep['by_reason']}; report: {out}/report.json")
+        raise DistillError(f"{traces} not found; give the traces file the sampler wrote "
+                           "(data/runs/<recipe>/traces.jsonl)")
+    if set_ and not recipe:
+        raise DistillError("--set needs --recipe (the settings are that recipe's `filter` section)")
+    cfg = _recipe(recipe, set_).filter if recipe else FilterCfg()
+    rep = trace_filter.run(traces, out, cfg, workers=workers)
+    typer.echo(f"accepted {rep['accepted']} / {rep['input']}; by reason: {rep['by_reason']}")
+    typer.echo(f"report: {out}/report.md ({rep['run']['traces_per_s']} traces/s on {rep['run']['workers']} processes)")
+    if "sandbox" in rep and "NOT" in rep["sandbox"]["network"]:
+        typer.echo(f"warning: code sandbox network: {rep['sandbox']['network']}", err=True)
 
 
 @app.command("train")

@@ -1,126 +1,206 @@
 """Rejection filter: keep only correct, well-formed, clean traces and say why the rest went.
 
-Writes DIR/accepted.jsonl, DIR/rejected.jsonl and DIR/report.json (SPEC.md); every input line
-ends in exactly one of the two files, malformed lines as `malformed_record`.
+Writes DIR/accepted.jsonl, DIR/rejected.jsonl, DIR/report.json, DIR/report.md and PNG plots
+(SPEC.md); every input line ends in exactly one of the two JSONL files, lines that are not a
+valid trace as `malformed_record`.
 
-    report = run(Path("traces.jsonl"), Path("out/"), FilterCfg())
+    report = run(Path("traces.jsonl"), Path("out/"), FilterCfg(), workers=None)  # all cores
+
+Stages: each trace is judged alone (form, quality, correctness) in a pool of worker processes,
+each trace with its own deadline: a worker stuck past it (a pathological expression that
+math-verify's alarm cannot interrupt, say) is killed and replaced and the trace is rejected as
+`verify_timeout`. Then, over all traces: duplicate completions and problems, contamination,
+the pass-rate band and the k shortest correct traces per problem. Outputs are sorted by input
+line, so they do not depend on the number of workers.
 """
 
 from __future__ import annotations
 
-import re
-import statistics
-from collections import Counter, defaultdict
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
+from distill.dedup import Decontaminator, find_duplicates, load_eval_texts, normalise
+from distill.quality import estimate_tokens, quality_reasons
 from distill.recipe import FilterCfg
-from distill.records import BadLine, Trace, Verdict, read_records, write_json, write_jsonl
+from distill.records import Trace, iter_lines, parse_record, write_jsonl
+from distill.sandbox import SandboxLimits
 from distill.verify import check_answer, extract_answer, split_r1
+
+ANSWER_REASONS = {"wrong_answer", "no_answer", "tests_failed", "unparseable_gold", "verify_timeout"}
 
 
 def n_tokens(trace: Trace) -> int:
-    """Completion length in tokens: the teacher's count, else a whitespace estimate."""
-    return trace.completion_tokens if trace.completion_tokens is not None else len(trace.completion.split())
-
-
-def is_repetitive(text: str, n: int = 8, max_share: float = 0.3, min_words: int = 64) -> bool:
-    """A looping chain: one word n-gram covering more than `max_share` of all n-grams."""
-    words = text.split()
-    if len(words) < min_words:
-        return False
-    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-    return grams.most_common(1)[0][1] * n / len(words) > max_share
-
-
-def _normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().lower())
+    """Completion length in tokens: the teacher's count, else an estimate (words and punctuation)."""
+    if trace.completion_tokens is not None:
+        return trace.completion_tokens
+    return estimate_tokens((trace.reasoning_content or "") + trace.completion)
 
 
 def judge(trace: Trace, cfg: FilterCfg) -> list[str]:
-    """All reasons to reject one trace; [] means accepted."""
+    """All reasons to reject one trace on its own; [] means accepted so far."""
     reasons: list[str] = []
     if trace.finish_reason == "length":
         reasons.append("truncated")
-    parts = split_r1(trace.completion)
+    parts = split_r1(trace.completion, trace.reasoning_content)
     if cfg.require_think:
         reasons += parts.form
-    if parts.reasoning is not None and is_repetitive(parts.reasoning):
-        reasons.append("repetition")
-    if cfg.max_completion_tokens and n_tokens(trace) > cfg.max_completion_tokens:
-        reasons.append("too_long")
-    predicted = extract_answer(parts.answer, trace.domain)
-    reasons += check_answer(trace.domain, trace.answer, predicted, trace.choices, cfg.verify_timeout_s)
+    reasons += quality_reasons(trace.problem, parts.reasoning, parts.answer, n_tokens(trace), cfg)
+    predicted = extract_answer(parts.answer, trace.domain, trace.choices, fallbacks=parts.reasoning is not None)
+    limits = SandboxLimits(cpu_s=cfg.code_cpu_s, wall_s=cfg.code_wall_s, memory_mb=cfg.code_memory_mb)
+    reasons += check_answer(trace.domain, trace.answer, predicted, trace.choices, cfg.verify_timeout_s,
+                            tests=[t.model_dump() for t in trace.tests or []], sandbox_cfg=limits)
     return reasons
 
 
-def _lengths(values: list[int]) -> dict:
-    if not values:
-        return {"count": 0}
-    q = statistics.quantiles(values, n=10) if len(values) > 1 else [values[0]] * 9
-    return {"count": len(values), "min": min(values), "max": max(values),
-            "mean": round(statistics.fmean(values), 1), "p10": q[0], "p50": q[4], "p90": q[8]}
+def deadline_s(trace: Trace, cfg: FilterCfg) -> float:
+    """How long one trace may take before its worker is killed: three math-verify calls (gold,
+    answer, compare) or every code test at the sandbox's wall limit, plus a second of slack."""
+    if trace.domain == "code":
+        return len(trace.tests or []) * (cfg.code_wall_s + 1) + cfg.verify_timeout_s + 1
+    return 3 * cfg.verify_timeout_s + 1
 
 
-def run(traces_path: Path, out_dir: Path, cfg: FilterCfg) -> dict:
-    """Judge every line of `traces_path`; write accepted/rejected JSONL and report.json."""
-    out_dir = Path(out_dir)
-    good: dict[str, list[Trace]] = defaultdict(list)
-    rejected: list[dict] = []
-    seen: set[tuple[str, str]] = set()
-    by_reason: Counter = Counter()
-    by_domain: dict[str, Counter] = defaultdict(Counter)
-    total = 0
-    for rec in read_records(traces_path, Trace):
-        total += 1
-        if isinstance(rec, BadLine):
-            rejected.append({"line": rec.line, "raw": rec.raw, "error": rec.reason,
-                             "verdict": {"accepted": False, "reasons": ["malformed_record"]}})
-            by_reason["malformed_record"] += 1
+def _judge_timed(trace: Trace, cfg: FilterCfg) -> tuple[list[str], float]:
+    start = time.monotonic()
+    try:
+        reasons = judge(trace, cfg)
+    except Exception as e:  # a checker bug on odd input must cost one trace, not the run
+        reasons = [f"judge_error:{type(e).__name__}"]
+    return reasons, time.monotonic() - start
+
+
+@dataclass
+class Item:
+    line: int
+    trace: Trace | None  # None: malformed
+    raw: str = ""
+    error: str = ""
+    reasons: list[str] | None = None
+    seconds: float = 0.0
+
+
+def read_items(path: Path) -> list[Item]:
+    """Every non-blank line as an Item, a torn last line included (it is malformed too)."""
+    items = []
+    for n, text, _complete in iter_lines(path):
+        if not text.strip():
             continue
-        reasons = judge(rec, cfg)
-        key = (rec.problem_id, _normalise(rec.completion))
-        if not reasons and key in seen:
-            reasons = ["duplicate"]
-        seen.add(key)
-        by_domain[rec.domain]["input"] += 1
-        if reasons:
-            rec.verdict = Verdict(accepted=False, reasons=reasons)
-            rejected.append(rec.model_dump(exclude_none=True))
-            by_reason.update(reasons)
-            by_domain[rec.domain]["rejected"] += 1
+        rec = parse_record(text, Trace, n)
+        if isinstance(rec, Trace):
+            items.append(Item(n, rec))
         else:
-            rec.verdict = Verdict(accepted=True)
-            good[rec.problem_id].append(rec)
+            items.append(Item(n, None, rec.raw, rec.reason, ["malformed_record"]))
+    return items
 
-    accepted: list[Trace] = []
-    for traces in good.values():  # keep the k shortest correct traces of each problem
-        traces.sort(key=lambda t: (n_tokens(t), t.sample_index))
-        keep = traces[: cfg.max_per_problem] if cfg.max_per_problem else traces
-        for t in traces[len(keep):]:
-            t.verdict = Verdict(accepted=False, reasons=["over_per_problem_limit"])
-            rejected.append(t.model_dump(exclude_none=True))
-            by_reason["over_per_problem_limit"] += 1
-            by_domain[t.domain]["rejected"] += 1
-        accepted += keep
-    for t in accepted:
-        by_domain[t.domain]["accepted"] += 1
-    accepted.sort(key=lambda t: t.key)
 
+def judge_all(items: list[Item], cfg: FilterCfg, workers: int | None = None, progress: bool = True) -> None:
+    """Fill `reasons` and `seconds` of every valid item, in a process pool when workers > 1."""
+    from rich.progress import Progress
+
+    todo = [it for it in items if it.trace is not None]
+    workers = workers or os.cpu_count() or 1
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"judging traces ({workers} processes)", total=len(todo))
+        if workers == 1:
+            # One process: math-verify's own alarms still bound each call (main thread).
+            for it in todo:
+                it.reasons, it.seconds = _judge_timed(it.trace, cfg)
+                bar.advance(task)
+            return
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        from pebble import ProcessPool
+
+        with ProcessPool(max_workers=workers) as pool:
+            futures = [(it, pool.schedule(_judge_timed, args=(it.trace, cfg), timeout=deadline_s(it.trace, cfg)))
+                       for it in todo]
+            for it, fut in futures:
+                try:
+                    it.reasons, it.seconds = fut.result()
+                except FutureTimeout:
+                    it.reasons, it.seconds = ["verify_timeout"], deadline_s(it.trace, cfg)
+                except Exception as e:  # a worker that died (out of memory, signal)
+                    it.reasons = [f"judge_error:{type(e).__name__}"]
+                bar.advance(task)
+
+
+def _mark_problem_level(items: list[Item], cfg: FilterCfg) -> dict:
+    """Duplicate completions and problems, and contamination; returns what the report needs."""
+    valid = [it for it in items if it.trace is not None]
+    seen_keys: set[tuple[str, int]] = set()
+    seen_text: set[tuple[str, str]] = set()
+    for it in valid:  # same (problem_id, sample_index) twice, or the same completion twice
+        t = it.trace
+        text_key = (t.problem_id, normalise(t.completion))
+        if t.key in seen_keys or (not it.reasons and text_key in seen_text):
+            it.reasons.append("duplicate")
+        seen_keys.add(t.key)
+        seen_text.add(text_key)
+    problems: dict[str, str] = {}
+    for it in valid:
+        problems.setdefault(it.trace.problem_id, it.trace.problem)
+    dups = find_duplicates(list(problems.items()), cfg.near_dup_threshold) if cfg.dedup else {}
+    contaminated: set[str] = set()
+    eval_counts: dict[str, int] = {}
+    if cfg.decontaminate:
+        texts, eval_counts = load_eval_texts(cfg.decontaminate)
+        deco = Decontaminator(texts, cfg.decontaminate_ngram, cfg.decontaminate_same_numbers)
+        contaminated = {pid for pid, text in problems.items() if deco.contaminated(text)}
+    for it in valid:
+        pid = it.trace.problem_id
+        if pid in dups and "duplicate" not in it.reasons:
+            it.reasons.append("duplicate")
+        if pid in contaminated:
+            it.reasons.append("contaminated")
+    return {"duplicate_problems": dups, "contaminated_problems": sorted(contaminated), "eval_sets": eval_counts}
+
+
+def _select(items: list[Item], cfg: FilterCfg) -> dict[str, float]:
+    """Pass-rate band and the k shortest correct traces per problem; returns each pass rate."""
+    by_problem: dict[str, list[Item]] = defaultdict(list)
+    for it in items:
+        if it.trace is not None:
+            by_problem[it.trace.problem_id].append(it)
+    rates = {}
+    for pid, group in by_problem.items():
+        # The teacher's solve rate: traces whose answer was right, whatever else was wrong.
+        rates[pid] = sum(not (set(it.reasons) & ANSWER_REASONS) for it in group) / len(group)
+        good = [it for it in group if not it.reasons]
+        if cfg.pass_rate_band and not cfg.pass_rate_band[0] <= rates[pid] <= cfg.pass_rate_band[1]:
+            for it in good:
+                it.reasons.append("pass_rate_out_of_band")
+            continue
+        good.sort(key=lambda it: (n_tokens(it.trace), it.trace.sample_index, it.line))
+        for it in good[cfg.max_per_problem:] if cfg.max_per_problem else []:
+            it.reasons.append("over_per_problem_limit")
+    return rates
+
+
+def run(traces_path: Path, out_dir: Path, cfg: FilterCfg, workers: int | None = None,
+        progress: bool = True) -> dict:
+    """Judge every line of `traces_path`; write accepted/rejected JSONL, report.json/.md and plots."""
+    from distill import filter_report
+
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    items = read_items(Path(traces_path))
+    judge_all(items, cfg, workers, progress)
+    problem_info = _mark_problem_level(items, cfg)
+    rates = _select(items, cfg)
+    accepted, rejected = [], []
+    for it in sorted(items, key=lambda it: it.line):
+        if it.trace is None:
+            rejected.append({"line": it.line, "raw": it.raw, "error": it.error,
+                             "verdict": {"accepted": False, "reasons": ["malformed_record"]}})
+            continue
+        row = it.trace.model_dump(exclude_none=True)
+        row["verdict"] = {"accepted": not it.reasons, "reasons": it.reasons}
+        (rejected if it.reasons else accepted).append(row)
     write_jsonl(out_dir / "accepted.jsonl", accepted)
     write_jsonl(out_dir / "rejected.jsonl", rejected)
-    report = {
-        "input": total,
-        "accepted": len(accepted),
-        "rejected": len(rejected),
-        "acceptance_rate": round(len(accepted) / total, 4) if total else 0.0,
-        "by_reason": dict(by_reason.most_common()),
-        "by_domain": {d: dict(c) for d, c in by_domain.items()},
-        "problems_with_accepted": len(good),
-        "lengths": {
-            "accepted": _lengths([n_tokens(t) for t in accepted]),
-            "rejected": _lengths([r.get("completion_tokens") or len(r.get("completion", r.get("raw", "")).split())
-                                  for r in rejected]),
-        },
-    }
-    write_json(out_dir / "report.json", report)
-    return report
+    return filter_report.write(out_dir, items, accepted, rejected, cfg, rates=rates,
+                               problem_info=problem_info, workers=workers or os.cpu_count() or 1,
+                               seconds=time.monotonic() - started, n_tokens=n_tokens)

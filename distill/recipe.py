@@ -75,8 +75,34 @@ class SamplingCfg(Section):
 class FilterCfg(Section):
     require_think: bool = True  # reject traces without a closed <think> block
     max_completion_tokens: int | None = Field(None, ge=1)  # `too_long` above this
+    min_completion_tokens: int | None = Field(None, ge=1)  # `too_short` below this
     max_per_problem: int | None = Field(None, ge=1)  # keep the k shortest correct traces
-    verify_timeout_s: float = Field(5.0, gt=0)
+    # Difficulty filter (s1/LIMO): keep only problems whose share of correct traces lies in
+    # [low, high], e.g. [0.1, 0.9] drops problems the teacher always or never solves.
+    pass_rate_band: list[float] | None = None
+    verify_timeout_s: float = Field(5.0, gt=0)  # math-verify parse/compare; a worker is killed past 3x
+    max_foreign_share: float | None = Field(0.05, ge=0, le=1)  # `language_mixing` above; None: off
+    repetition_ngram: int = Field(8, ge=2)  # a word n-gram covering > repetition_max_share is a loop
+    repetition_max_share: float = Field(0.3, gt=0, le=1)
+    max_line_repeats: int = Field(4, ge=1)  # a line (>= 24 chars) said more often is a loop
+    dedup: bool = True  # exact and MinHash near-duplicate problems -> `duplicate`
+    near_dup_threshold: float = Field(0.8, gt=0, le=1)  # Jaccard of character 5-grams
+    # Eval sets whose problems must not be trained on: `bundled` (the bundled eval split), a JSONL
+    # path (`path.jsonl:eval` for one split), MATH-500 / AIME / AIME24 / AIME25 / GPQA-Diamond
+    # (loaded with `datasets`), or a dataset folder.
+    decontaminate: list[str] = ["bundled"]
+    decontaminate_ngram: int = Field(8, ge=1)  # as s1 and open-r1
+    decontaminate_same_numbers: bool = True  # a shared n-gram counts only with the same numbers
+    code_cpu_s: int = Field(5, ge=1)  # sandbox limits for each test run of a code answer
+    code_wall_s: float = Field(10.0, gt=0)
+    code_memory_mb: int = Field(512, ge=64)
+
+    @field_validator("pass_rate_band")
+    @classmethod
+    def _band(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (len(v) != 2 or not 0 <= v[0] <= v[1] <= 1):
+            raise ValueError("`filter.pass_rate_band` must be [low, high] with 0 <= low <= high <= 1")
+        return v
 
 
 class TrainCfg(Section):
