@@ -124,23 +124,93 @@ def plan_cmd(recipe: Path, gpus: int = typer.Option(1, "--gpus", help="GPUs (dat
 
 
 @app.command("eval")
-def eval_cmd(model: str = typer.Argument(..., help="HF folder, .gguf file or embedded:NAME."),
-             problems: Path = typer.Option(..., help="Problems JSONL."),
-             split: str = typer.Option("eval", help="train, eval or all."),
+def eval_cmd(model: str = typer.Argument(..., help="HF folder, .gguf file, embedded:NAME or an OpenAI-compatible "
+                                                   "base URL (http://host:port/v1)."),
+             problems: Optional[Path] = typer.Option(None, help="Problems JSONL."),
+             benchmark: Optional[str] = typer.Option(None, help="math500, aime24, aime25, gpqa_diamond, gsm8k "
+                                                                "(NAME@DIR: a local copy in the hub layout)."),
+             split: str = typer.Option("eval", help="train, eval or all (with --problems)."),
              limit: Optional[int] = typer.Option(None, help="First N problems."),
              n: int = typer.Option(1, help="Samples per problem (pass@1 is averaged)."),
-             temperature: float = typer.Option(0.6), max_tokens: int = typer.Option(1024),
-             out: Optional[Path] = typer.Option(None, help="Per-sample results JSONL.")) -> None:
-    """pass@1 of a model on a problem set, with the filter's verifier."""
+             pass_k: Optional[list[int]] = typer.Option(None, "--pass-k", help="Also unbiased pass@k (repeatable)."),
+             temperature: float = typer.Option(0.6), top_p: float = typer.Option(0.95),
+             max_tokens: int = typer.Option(1024), batch_size: int = typer.Option(16),
+             seed: int = typer.Option(0),
+             think_budget: Optional[list[int]] = typer.Option(
+                 None, "--think-budget", help="Accuracy at this thinking budget, by budget forcing (repeatable)."),
+             answer_tokens: int = typer.Option(256, help="Answer tokens after a forced </think>."),
+             served_model: str = typer.Option("default", help="Endpoint: the served model name."),
+             api_key_env: Optional[str] = typer.Option(None, help="Endpoint: env var holding the API key."),
+             tokenizer: Optional[str] = typer.Option(None, help="Endpoint: HF folder whose chat template "
+                                                               "budget forcing renders."),
+             out: Optional[Path] = typer.Option(None, help="Per-sample results JSONL (summary beside it).")) -> None:
+    """pass@1 (and pass@k, and the thinking-budget curve) of a model, with the filter's verifier."""
+    from pydantic import ValidationError
+    from rich.table import Table
+
     from distill import evaluate
-    from distill.problems import load_split
     from distill.recipe import EvalCfg
 
-    cfg = EvalCfg(problems=str(problems), split=split, limit=limit, n=n, temperature=temperature,
-                  max_tokens=max_tokens)
-    res = evaluate.run(model, load_split(problems, split, limit), cfg, out)
-    typer.echo(f"pass@1 {res['pass@1']:.1%} over {res['problems']} problems x {res['n']} "
-               f"({res['tokens_per_s']} tok/s)")
+    if (problems is None) == (benchmark is None):
+        raise DistillError("give one of --problems FILE or --benchmark NAME")
+    try:
+        cfg = EvalCfg(problems=str(problems or benchmark), split=split, limit=limit, n=n, pass_k=pass_k or [],
+                      temperature=temperature, top_p=top_p, max_tokens=max_tokens, batch_size=batch_size,
+                      seed=seed, think_budgets=think_budget or [], answer_tokens=answer_tokens)
+    except ValidationError as e:
+        raise DistillError("; ".join((f"--{'-'.join(str(p) for p in x['loc']).replace('_', '-')}: " if x["loc"] else "")
+                                     + x["msg"].removeprefix("Value error, ") for x in e.errors())) from None
+    if benchmark:
+        from distill.benchmarks import load_benchmark
+
+        chosen = load_benchmark(benchmark, limit)
+    else:
+        from distill.problems import load_split
+
+        chosen = load_split(problems, split, limit)
+    if not chosen:
+        raise DistillError(f"no problems selected from {problems or benchmark} (split {split})")
+    endpoint = {"served_model": served_model, "api_key_env": api_key_env, "tokenizer": tokenizer} \
+        if model.startswith(("http://", "https://")) else {}
+    from rich.progress import Progress
+
+    from distill.evaluators import open_backend
+
+    with Progress() as progress, open_backend(model, cfg, None, progress, **endpoint) as backend:
+        res = evaluate.run(backend, chosen, cfg, out, label=model)
+        curve = evaluate.budget_curve(backend, chosen, cfg, cfg.think_budgets, out.with_suffix("") if out else None,
+                                      label=model) if cfg.think_budgets else None
+    table = Table(title=f"{model} on {problems or benchmark}")
+    cols = [k for k in res if k.startswith("pass@")] + ["closed_think_rate", "mean_completion_tokens", "tokens_per_s"]
+    for c in ["problems", "n", *cols]:
+        table.add_column(c.replace("_", " "), justify="right")
+    table.add_row(str(res["problems"]), str(res["n"]), *[f"{res[c]:.1%}" if c.startswith("pass@") or c.endswith("rate")
+                                                           else str(res[c]) for c in cols])
+    Console().print(table)
+    if curve:
+        t = Table(title="accuracy vs thinking budget (budget forcing)")
+        for c in ("budget", "pass@1", "mean thinking tokens", "forced"):
+            t.add_column(c, justify="right")
+        for p in curve["points"]:
+            t.add_row(str(p["budget"]), f"{p['pass@1']:.1%}", str(p["mean_thinking_tokens"]), f"{p['forced_rate']:.0%}")
+        Console().print(t)
+
+
+@app.command("compare")
+def compare_cmd(run_a: str = typer.Argument(..., help="A run folder (data/runs/<recipe>), recipe name or file."),
+                run_b: str = typer.Argument(..., help="The run to compare it with.")) -> None:
+    """Two runs' saved results in one table: accuracy by stage, budgets, funnel, loss, time."""
+    from rich.table import Table
+
+    from distill.compare import compare
+
+    headers, rows = compare(run_a, run_b)
+    table = Table(title=f"{headers[1]} (A) vs {headers[2]} (B)")
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
 
 
 @app.command("export")

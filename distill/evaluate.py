@@ -1,7 +1,10 @@
-"""Evaluation: pass@1 (averaged over n samples) with the filter's verifier, for an HF folder
-(batched transformers generation), a GGUF file (llama.cpp in process) or an endpoint.
+"""Evaluation with the filter's verifier: pass@1 averaged over n samples, unbiased pass@k, and the
+inference-time scaling curve (accuracy and thinking tokens at a list of thinking budgets).
 
-    result = run(model="data/runs/smol/student", problems=probs, cfg=recipe.eval, out=Path("eval.jsonl"))
+Backends (HF folder, GGUF, OpenAI-compatible endpoint) live in `distill.evaluators`.
+
+    result = run("data/runs/smol/student", problems, recipe.eval, out=Path("eval/student.jsonl"))
+    curve = budget_curve("data/runs/smol/student", problems, recipe.eval, [16, 32, 64])
 """
 
 from __future__ import annotations
@@ -9,95 +12,127 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from rich.progress import Progress
 
-from distill.prompts import student_messages
+from distill.evaluators import Backend, open_backend
+from distill.prompts import THINK_CLOSE, THINK_OPEN, student_messages
 from distill.recipe import EvalCfg
 from distill.records import Problem, write_json, write_jsonl
 from distill.verify import is_correct, split_r1
 
+FORCE_CLOSE = f"\n{THINK_CLOSE}\n\n"
 
-def _hf_generate(model_ref: str, conversations: list[list[dict]], cfg: EvalCfg, progress: Progress,
-                 chat_template: str | None = None) -> list[tuple[str, int]]:
-    """Left-padded batched generation; returns (text, new tokens) per conversation."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from distill.assets import hf_folder
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k),
+    computed as a running product so large n does not overflow."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n (got n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
-    ref = hf_folder(model_ref)
-    tok = AutoTokenizer.from_pretrained(ref, padding_side="left")
-    if chat_template:
-        tok.chat_template = chat_template
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32).eval()
-    torch.manual_seed(cfg.seed)
-    out: list[tuple[str, int]] = []
-    task = progress.add_task(f"eval {Path(model_ref).name}", total=len(conversations))
-    for i in range(0, len(conversations), cfg.batch_size):
-        batch = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-                 for c in conversations[i:i + cfg.batch_size]]
-        enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
-        sampling = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p} \
-            if cfg.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        with torch.inference_mode():
-            gen = model.generate(**enc, max_new_tokens=cfg.max_tokens, pad_token_id=tok.pad_token_id,
-                                 eos_token_id=tok.eos_token_id, **sampling)
-        prompt_len = enc["input_ids"].shape[1]
-        prefix = _prefill(batch[0])
-        for row in gen[:, prompt_len:]:
-            ids = [t for t in row.tolist() if t != tok.pad_token_id]
-            n_new = len(ids) - (ids[-1:] == [tok.eos_token_id])
-            out.append((prefix + tok.decode(ids, skip_special_tokens=True), n_new))
-        progress.advance(task, len(batch))
+
+def summarise(rows: list[dict], problems: list[Problem], cfg: EvalCfg) -> dict:
+    """pass@1 (and each pass@k of `cfg.pass_k`) averaged over problems, plus form and length figures."""
+    by_problem: dict[str, list[bool]] = {p.id: [] for p in problems}
+    for r in rows:
+        by_problem[r["problem_id"]].append(r["correct"])
+    scored = [v for v in by_problem.values() if v]
+    out = {"problems": len(problems), "n": cfg.n}
+    for k in sorted({1, *cfg.pass_k}):
+        values = [pass_at_k(len(v), sum(v), k) for v in scored if len(v) >= k]
+        out[f"pass@{k}"] = round(float(np.mean(values)), 4) if values else 0.0
+    count = max(len(rows), 1)
+    out["closed_think_rate"] = round(sum(r["closed_think"] for r in rows) / count, 4)
+    out["mean_completion_tokens"] = round(sum(r["completion_tokens"] for r in rows) / count, 1)
+    if rows and "thinking_tokens" in rows[0]:
+        out["mean_thinking_tokens"] = round(sum(r["thinking_tokens"] for r in rows) / count, 1)
     return out
 
 
-def _prefill(prompt: str) -> str:
-    """The part of the assistant turn the template already wrote (e.g. "<think>\\n")."""
-    return "<think>\n" if prompt.endswith("<think>\n") else ""
+def _row(p: Problem, k: int, text: str, tokens: int, **extra) -> dict:
+    return {"problem_id": p.id, "sample_index": k, "correct": is_correct(text, p.domain, p.answer, p.choices),
+            "closed_think": split_r1(text).reasoning is not None, "completion_tokens": tokens,
+            **extra, "completion": text}
 
 
-def _gguf_generate(path: str, conversations: list[list[dict]], cfg: EvalCfg, progress: Progress,
-                   chat_template: str | None = None) -> list[tuple[str, int]]:
-    from distill.llama import load_gguf, render_prompt
-
-    llm = load_gguf(path)
-    out = []
-    task = progress.add_task(f"eval {Path(path).name}", total=len(conversations))
-    for k, conv in enumerate(conversations):
-        prompt = render_prompt(llm, conv, chat_template)
-        res = llm.create_completion(prompt, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                                    top_p=cfg.top_p, seed=cfg.seed + k)
-        out.append((_prefill(prompt) + res["choices"][0]["text"], res["usage"]["completion_tokens"]))
-        progress.advance(task)
-    return out
+def _with(model, cfg: EvalCfg, chat_template: str | None, show_progress: bool, endpoint: dict, work):
+    """Run `work(backend)` with `model` (a path/URL, opened here, or an already open Backend)."""
+    if isinstance(model, Backend):
+        return work(model)
+    with Progress(disable=not show_progress) as progress, \
+            open_backend(model, cfg, chat_template, progress, **endpoint) as backend:
+        return work(backend)
 
 
-def run(model: str, problems: list[Problem], cfg: EvalCfg, out: Path | None = None, label: str | None = None,
-        chat_template: str | None = None, show_progress: bool = True) -> dict:
-    """pass@1 of `model` over `problems`, `cfg.n` samples each; per-sample rows go to `out`."""
+def run(model: str | Backend, problems: list[Problem], cfg: EvalCfg, out: Path | None = None,
+        label: str | None = None, chat_template: str | None = None, show_progress: bool = True,
+        **endpoint) -> dict:
+    """pass@1 of `model` over `problems`, `cfg.n` samples each; per-sample rows go to `out` (JSONL) and
+    the summary beside it (`.summary.json`). `endpoint`: served_model, api_key_env, tokenizer."""
     conversations = [student_messages(p.problem) for p in problems for _ in range(cfg.n)]
-    backend = _gguf_generate if str(model).endswith(".gguf") else _hf_generate
-    start = time.monotonic()
-    with Progress(disable=not show_progress) as progress:
-        generations = backend(str(model), conversations, cfg, progress, chat_template)
-    wall = time.monotonic() - start
-    rows, correct_by_problem = [], {}
-    for k, (text, n_tokens) in enumerate(generations):
-        p = problems[k // cfg.n]
-        ok = is_correct(text, p.domain, p.answer, p.choices)
-        correct_by_problem.setdefault(p.id, []).append(ok)
-        rows.append({"problem_id": p.id, "sample_index": k % cfg.n, "correct": ok, "completion": text,
-                     "completion_tokens": n_tokens, "closed_think": split_r1(text).reasoning is not None})
-    pass1 = sum(sum(v) / len(v) for v in correct_by_problem.values()) / max(len(correct_by_problem), 1)
+
+    def work(backend: Backend) -> tuple[list, float]:
+        start = time.monotonic()
+        gens = backend.generate(conversations, cfg.max_tokens)
+        return gens, time.monotonic() - start
+
+    generations, wall = _with(model, cfg, chat_template, show_progress, endpoint, work)
+    rows = [_row(problems[k // cfg.n], k % cfg.n, g.text, g.tokens) for k, g in enumerate(generations)]
     tokens = sum(r["completion_tokens"] for r in rows)
-    result = {"model": label or str(model), "problems": len(problems), "n": cfg.n, "pass@1": round(pass1, 4),
-              "closed_think_rate": round(sum(r["closed_think"] for r in rows) / max(len(rows), 1), 4),
-              "mean_completion_tokens": round(tokens / max(len(rows), 1), 1),
-              "tokens_per_s": round(tokens / wall, 1) if wall else None, "wall_s": round(wall, 1)}
+    result = {"model": label or str(getattr(model, "model", model)), **summarise(rows, problems, cfg),
+              "tokens_per_s": round(tokens / wall, 1) if wall else None, "wall_s": round(wall, 1),
+              "temperature": cfg.temperature, "max_tokens": cfg.max_tokens}
     if out:
         write_jsonl(out, rows)
         write_json(Path(out).with_suffix(".summary.json"), result)
     return result
+
+
+def forced_generations(backend: Backend, conversations: list[list[dict]], budget: int, answer_tokens: int
+                       ) -> list[dict]:
+    """Budget forcing (s1): think for at most `budget` tokens (stopping early at </think>), then append
+    "\\n</think>\\n\\n" and let the model answer in up to `answer_tokens`."""
+    prompts = []
+    for conv in conversations:
+        prompt = backend.render(conv)
+        if not prompt.endswith(THINK_OPEN + "\n"):  # templates without the prefill: open the block here
+            prompt += THINK_OPEN + "\n"
+        prompts.append(prompt)
+    thoughts = backend.complete(prompts, budget, stop=[THINK_CLOSE])
+    answers = backend.complete([p + t.text + FORCE_CLOSE for p, t in zip(prompts, thoughts)], answer_tokens)
+    out = []
+    for t, a in zip(thoughts, answers):
+        n_think = min(backend.count_tokens(t.text), budget)
+        out.append({"text": THINK_OPEN + "\n" + t.text + FORCE_CLOSE + a.text, "tokens": t.tokens + a.tokens,
+                    "thinking_tokens": n_think, "forced": t.tokens >= budget})
+    return out
+
+
+def budget_curve(model: str | Backend, problems: list[Problem], cfg: EvalCfg, budgets: list[int],
+                 out_dir: Path | None = None, label: str | None = None, chat_template: str | None = None,
+                 show_progress: bool = True, **endpoint) -> dict:
+    """pass@1 and mean thinking tokens at each thinking budget: the accuracy-vs-budget curve."""
+    conversations = [student_messages(p.problem) for p in problems for _ in range(cfg.n)]
+
+    def work(backend: Backend) -> list[dict]:
+        points = []
+        for budget in budgets:
+            gens = forced_generations(backend, conversations, budget, cfg.answer_tokens)
+            rows = [_row(problems[k // cfg.n], k % cfg.n, g["text"], g["tokens"],
+                         thinking_tokens=g["thinking_tokens"], forced=g["forced"]) for k, g in enumerate(gens)]
+            point = {"budget": budget, **summarise(rows, problems, cfg),
+                     "forced_rate": round(sum(g["forced"] for g in gens) / max(len(gens), 1), 4)}
+            points.append(point)
+            if out_dir:
+                write_jsonl(Path(out_dir) / f"budget-{budget}.jsonl", rows)
+        return points
+
+    points = _with(model, cfg, chat_template, show_progress, endpoint, work)
+    curve = {"model": label or str(getattr(model, "model", model)), "answer_tokens": cfg.answer_tokens,
+             "points": points}
+    if out_dir:
+        write_json(Path(out_dir) / "budgets.json", curve)
+    return curve

@@ -17,7 +17,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from distill import evaluate, export, filter as trace_filter, sample, train
+from distill import evaluate, export, report, sample, train
+from distill import filter as trace_filter
 from distill.errors import DistillError
 from distill.problems import load_split
 from distill.recipe import Recipe, save_resolved
@@ -148,21 +149,41 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     template = chat_template(_style(recipe), recipe.student.prefill_think)
 
     def do_eval():
+        from distill.benchmarks import load_benchmark
+        from distill.evaluators import open_backend
+
         e = recipe.eval
-        eval_problems = load_split(e.problems, e.split, e.limit)
+        # The bundled eval split first, then each public benchmark (`eval.limit` caps each of them).
+        suites = [("", load_split(e.problems, e.split, e.limit))]
+        suites += [(f"@{b.split('@', 1)[0]}", load_benchmark(b, e.limit)) for b in e.benchmarks]
         results = {}
-        base_out = r.path("eval/base.jsonl")
-        base_key = key_of(recipe.resolved()["eval"], recipe.student.model, template)
-        summary_path = base_out.with_suffix(".summary.json")
-        if summary_path.exists() and read_json(summary_path).get("key") == base_key:
-            results["base"] = read_json(summary_path)
-        else:
-            results["base"] = evaluate.run(recipe.student.model, eval_problems, e, base_out, label="base",
-                                           chat_template=template)
-            write_json(summary_path, {**results["base"], "key": base_key})
-        results["student"] = evaluate.run(str(student_dir), eval_problems, e, r.path("eval/student.jsonl"),
-                                          label="student")
-        write_json(r.path("eval/results.json"), results)
+        base_todo = []
+        for tag, probs in suites:  # the base model does not change between runs: its scores are kept
+            summary_path = r.path(f"eval/base{tag}.summary.json")
+            base_key = key_of(recipe.resolved()["eval"], recipe.student.model, template, tag)
+            if summary_path.exists() and read_json(summary_path).get("key") == base_key:
+                results["base" + tag] = read_json(summary_path)
+            else:
+                base_todo.append((tag, probs, base_key))
+        if base_todo:
+            with open_backend(recipe.student.model, e, template) as backend:
+                for tag, probs, base_key in base_todo:
+                    out = r.path(f"eval/base{tag}.jsonl")
+                    results["base" + tag] = evaluate.run(backend, probs, e, out, label="base" + tag)
+                    write_json(out.with_suffix(".summary.json"), {**results["base" + tag], "key": base_key})
+        budgets_path = r.path("eval/budgets.json")
+        with open_backend(str(student_dir), e) as backend:
+            for tag, probs in suites:
+                results["student" + tag] = evaluate.run(backend, probs, e, r.path(f"eval/student{tag}.jsonl"),
+                                                        label="student" + tag)
+            if e.think_budgets:
+                console.print(f"thinking budgets {e.think_budgets} (budget forcing) on the eval split")
+                evaluate.budget_curve(backend, suites[0][1], e, e.think_budgets, r.path("eval"), label="student")
+            else:
+                budgets_path.unlink(missing_ok=True)  # a curve from older settings would mislead
+        ordered = {k: results[k] for k in ["base" + t for t, _ in suites] + ["student" + t for t, _ in suites]}
+        write_json(r.path("eval/results.json"), ordered)
+        report.build(r.dir, export_dir)  # figures exist before export, whose model card links them
         return {"base": results["base"]["pass@1"], "student": results["student"]["pass@1"]}
 
     stage("eval", key_of(recipe.resolved()["eval"], keys["train"], template), do_eval)
@@ -179,7 +200,8 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     stage("export", key_of(recipe.resolved()["export"], keys["train"], recipe.sha256()), do_export)
 
     ledger = Run(recipe).ledger
-    _print_summary(recipe, ledger, ran, export_dir)
+    report_path = report.build(r.dir, export_dir)
+    _print_summary(recipe, ledger, ran, export_dir, report_path)
     return ledger
 
 
@@ -200,17 +222,10 @@ def _stop(recipe: Recipe) -> str:
     return stop_token(_style(recipe))
 
 
-def _print_summary(recipe: Recipe, ledger: dict, ran: dict, export_dir: Path) -> None:
-    results_path = recipe.run_dir / "eval" / "results.json"
-    if results_path.exists():
-        results = read_json(results_path)
-        table = Table(title=f"pass@1 on the eval split ({recipe.eval.problems}, split {recipe.eval.split})")
-        for col in ("model", "pass@1", "closed </think>", "mean tokens"):
-            table.add_column(col)
-        for name, res in results.items():
-            table.add_row(name, f"{res['pass@1']:.1%}", f"{res['closed_think_rate']:.0%}",
-                          str(res["mean_completion_tokens"]))
-        console.print(table)
+def _print_summary(recipe: Recipe, ledger: dict, ran: dict, export_dir: Path, report_path: Path) -> None:
+    """Time per stage, then (last, so it is what a user sees) accuracy by stage and the report's path."""
+    from distill.runs import RunData, accuracy_rows
+
     times = Table(title="time per stage")
     times.add_column("stage")
     times.add_column("seconds", justify="right")
@@ -221,3 +236,18 @@ def _print_summary(recipe: Recipe, ledger: dict, ran: dict, export_dir: Path) ->
     console.print(times)
     if (export_dir / "manifest.json").exists():
         console.print(f"exported: {export_dir}/ (manifest.json, Modelfile, README.md)")
+    rows = accuracy_rows(RunData(recipe.run_dir, export_dir))
+    if rows:
+        e = recipe.eval
+        table = Table(title=f"accuracy by stage: pass@1 on {e.problems} (split {e.split}), n={e.n}, "
+                            f"temperature {e.temperature}")
+        for col in ("stage", "model", "problems", "pass@1", "closed think", "mean tokens"):
+            table.add_column(col, justify="left" if col in ("stage", "model") else "right")
+        for row in rows:
+            closed = row.get("closed_think_rate")
+            table.add_row(row["stage"], row["label"], str(row.get("problems", "")), f"{row['pass@1']:.1%}",
+                          f"{closed:.0%}" if isinstance(closed, (int, float)) else "–",
+                          str(row.get("mean_completion_tokens", "")))
+        console.print(table)
+    console.print(f"report: {report_path} (figures in {report_path.parent / 'figures'}/, "
+                  f"{report_path.with_suffix('.html')})")

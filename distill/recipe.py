@@ -167,8 +167,42 @@ class EvalCfg(Section):
     temperature: float = Field(0.6, ge=0.0, le=2.0)  # R1 default
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(2048, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1)  # HF: rows per generate call; endpoint: requests in flight
     seed: int = 0
+    pass_k: list[int] = []  # extra unbiased pass@k (Chen et al. 2021) besides pass@1; each k <= n
+    # Also score the student and base on public benchmarks by name: math500, aime24, aime25,
+    # gpqa_diamond, gsm8k; `name@DIR` reads a local copy kept in the hub repo's layout.
+    benchmarks: list[str] = []
+    # Inference-time scaling: pass@1 and mean thinking tokens of the student with its thinking
+    # cut at each budget (budget forcing: "\n</think>\n\n" is appended, then it answers).
+    think_budgets: list[int] = []
+    answer_tokens: int = Field(256, ge=1)  # tokens for the answer after a forced </think>
+    n_ctx: int | None = Field(None, ge=256)  # GGUF: llama.cpp context (None: room for prompt + tokens)
+    timeout_s: float = Field(600, gt=0)  # endpoint: per request
+
+    @field_validator("think_budgets", "pass_k")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(x < 1 for x in v):
+            raise ValueError(f"every value must be >= 1 (got {v})")
+        return sorted(set(v))
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, v: list[str]) -> list[str]:
+        from distill.benchmarks import BENCHMARKS
+
+        bad = [b for b in v if b.split("@", 1)[0] not in BENCHMARKS]
+        if bad:
+            raise ValueError(f"unknown benchmark(s) {bad}; choose from {sorted(BENCHMARKS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _k_within_n(self) -> EvalCfg:
+        if self.pass_k and max(self.pass_k) > self.n:
+            raise ValueError(f"pass@{max(self.pass_k)} needs at least that many samples: set `eval.n` >= "
+                             f"{max(self.pass_k)}")
+        return self
 
 
 class ExportCfg(Section):
