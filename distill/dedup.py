@@ -116,7 +116,7 @@ def _load_dataset(name: str) -> list[str]:
         import datasets
 
         ds = datasets.load_dataset(hub, config, split=split)
-    except Exception as e:  # offline hub, unknown name, missing column: the user must choose
+    except Exception as e:  # noqa: BLE001 -- offline hub, unknown name, missing column: the user must choose
         raise DistillError(
             f"eval set {name!r} ({hub}) could not be loaded for decontamination ({type(e).__name__}: "
             f"{str(e)[:200]}); give a local JSONL file or dataset folder instead, or drop it from "

@@ -67,7 +67,7 @@ def _judge_timed(trace: Trace, cfg: FilterCfg) -> tuple[list[str], float]:
     start = time.monotonic()
     try:
         reasons = judge(trace, cfg)
-    except Exception as e:  # a checker bug on odd input must cost one trace, not the run
+    except Exception as e:  # noqa: BLE001 -- a checker bug on odd input must cost one trace, not the run
         reasons = [f"judge_error:{type(e).__name__}"]
     return reasons, time.monotonic() - start
 
@@ -122,7 +122,7 @@ def judge_all(items: list[Item], cfg: FilterCfg, workers: int | None = None, pro
                     it.reasons, it.seconds = fut.result()
                 except FutureTimeout:
                     it.reasons, it.seconds = ["verify_timeout"], deadline_s(it.trace, cfg)
-                except Exception as e:  # a worker that died (out of memory, signal)
+                except Exception as e:  # noqa: BLE001 -- a worker that died (out of memory, signal)
                     it.reasons = [f"judge_error:{type(e).__name__}"]
                 bar.advance(task)
 

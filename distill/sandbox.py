@@ -5,7 +5,8 @@
 
 Layers, each stopping what the one before may miss:
 1. A separate process in its own session, with rlimits: CPU seconds, address space, processes,
-   file size (stdout goes to a file, so it is capped too), open files, no core dumps.
+   file size (stdout goes to a file, so it is capped too), open files, no core dumps. A small
+   trampoline sets them (and the namespace) in the child, then execs the sandboxed interpreter.
 2. A wall timeout, after which the whole process group (and the pids cgroup, if any) is killed.
 3. A fresh temporary working dir, removed afterwards, and a scrubbed environment (PATH, LANG and
    HOME only): no secret of ours is visible.
@@ -22,10 +23,9 @@ caps the processes where /sys/fs/cgroup is writable; `isolation()["processes"]` 
 
 from __future__ import annotations
 
-import ctypes
 import functools
+import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -73,6 +73,22 @@ runpy.run_path("main.py", run_name="__main__")
 '''
 
 
+# Set up the limits in the new process itself, then exec the sandboxed interpreter: no
+# `preexec_fn`, which is unsafe when the parent has threads (a progress bar, a process pool).
+TRAMPOLINE = r'''
+import ctypes, json, os, resource, sys
+cfg = json.loads(sys.argv[1])
+if cfg["cgroup"]:
+    with open(cfg["cgroup"] + "/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+if cfg["netns"] and ctypes.CDLL(None, use_errno=True).unshare(cfg["netns"]) != 0:
+    sys.exit("sandbox: unshare failed: " + os.strerror(ctypes.get_errno()))
+for name, value in cfg["rlimits"]:
+    resource.setrlimit(getattr(resource, name), (value, value))
+os.execv(sys.executable, [sys.executable, "-I", "-S", "-B", *cfg["argv"]])
+'''
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
     cpu_s: int = 5
@@ -92,26 +108,20 @@ class RunResult:
     timed_out: bool
 
 
-def _libc_unshare(flags: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(flags) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
 @functools.lru_cache(maxsize=1)
 def _netns_flags() -> int | None:
     """The unshare flags that give a child its own network namespace here, or None."""
     candidates = [CLONE_NEWNET] if os.geteuid() == 0 else []
     candidates.append(CLONE_NEWUSER | CLONE_NEWNET)
+    probe = "import ctypes, sys; sys.exit(ctypes.CDLL(None, use_errno=True).unshare(int(sys.argv[1])) != 0)"
     for flags in candidates:
         try:
-            r = subprocess.run(["true"], preexec_fn=functools.partial(_libc_unshare, flags),
-                               capture_output=True, timeout=10)
-            if r.returncode == 0:
-                return flags
+            r = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(flags)], capture_output=True,
+                               timeout=30, check=False)
         except (OSError, subprocess.SubprocessError):
             continue
+        if r.returncode == 0:
+            return flags
     return None
 
 
@@ -150,17 +160,12 @@ def isolation() -> dict:
     }
 
 
-def _child_setup(limits: SandboxLimits, netns: int | None, cgroup: Path | None) -> None:
-    # Runs in the forked child before exec: single-threaded, so unshare(CLONE_NEWUSER) is allowed.
-    if cgroup is not None:
-        (cgroup / "cgroup.procs").write_text(str(os.getpid()))
-    if netns is not None:
-        _libc_unshare(netns)
+def _trampoline_cfg(limits: SandboxLimits, cgroup: Path | None, argv: list[str]) -> str:
     mb = 1024 * 1024
-    for res, value in ((resource.RLIMIT_CPU, limits.cpu_s), (resource.RLIMIT_AS, limits.memory_mb * mb),
-                       (resource.RLIMIT_NPROC, limits.nproc), (resource.RLIMIT_FSIZE, limits.fsize_mb * mb),
-                       (resource.RLIMIT_NOFILE, limits.nofile), (resource.RLIMIT_CORE, 0)):
-        resource.setrlimit(res, (value, value))
+    rlimits = [("RLIMIT_CPU", limits.cpu_s), ("RLIMIT_AS", limits.memory_mb * mb), ("RLIMIT_NPROC", limits.nproc),
+               ("RLIMIT_FSIZE", limits.fsize_mb * mb), ("RLIMIT_NOFILE", limits.nofile), ("RLIMIT_CORE", 0)]
+    return json.dumps({"cgroup": str(cgroup) if cgroup else None, "netns": _netns_flags(), "rlimits": rlimits,
+                       "argv": argv})
 
 
 def _make_cgroup(limits: SandboxLimits) -> Path | None:
@@ -205,9 +210,8 @@ def run_program(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimit
             fin.write(stdin.encode("utf-8"))
             fin.seek(0)
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-B", *script], cwd=work, env=env, stdin=fin, stdout=fout,
-                stderr=ferr, start_new_session=True, close_fds=True,
-                preexec_fn=functools.partial(_child_setup, limits, _netns_flags(), cgroup))
+                [sys.executable, "-I", "-S", "-B", "-c", TRAMPOLINE, _trampoline_cfg(limits, cgroup, script)],
+                cwd=work, env=env, stdin=fin, stdout=fout, stderr=ferr, start_new_session=True, close_fds=True)
             timed_out = False
             try:
                 proc.wait(timeout=limits.wall_s)
@@ -232,7 +236,7 @@ def run_program(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimit
 
 def _same_output(got: str, want: str) -> bool:
     """Outputs match up to trailing whitespace on each line and trailing blank lines."""
-    norm = lambda s: "\n".join(line.rstrip() for line in s.strip("\n").splitlines()).strip()  # noqa: E731
+    norm = lambda s: "\n".join(line.rstrip() for line in s.strip("\n").splitlines()).strip()
     return norm(got) == norm(want)
 
 

@@ -223,3 +223,30 @@ def test_unavailable_eval_set_is_a_clear_error(tmp_path, monkeypatch, bad):
     with pytest.raises(DistillError, match="decontaminat|not found"):
         trace_filter.run(tmp_path / "t.jsonl", tmp_path / "o", FilterCfg(decontaminate=[bad]), workers=1,
                          progress=False)
+
+
+def _stuck_judge(trace, cfg):
+    """Stand-in for a pathological expression that math-verify's alarm cannot interrupt (a long
+    C-level computation): signals are ignored and the worker just hangs."""
+    import signal
+    import time
+
+    if trace.problem_id == "stuck":
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        time.sleep(600)
+    return []
+
+
+def test_a_stuck_worker_is_killed_and_replaced(tmp_path, monkeypatch):
+    # The workers are forked, so they see the patched judge and deadline.
+    monkeypatch.setattr(trace_filter, "judge", _stuck_judge)
+    monkeypatch.setattr(trace_filter, "deadline_s", lambda trace, cfg: 1.0)
+    rows = [trace(GOOD, pid=f"ok{i}", problem=f"Problem number {i} about shells") for i in range(6)]
+    rows.insert(2, trace(GOOD, pid="stuck", problem="A pathological problem"))
+    write_jsonl(tmp_path / "t.jsonl", rows)
+    rep = trace_filter.run(tmp_path / "t.jsonl", tmp_path / "out", FilterCfg(decontaminate=[]), workers=2,
+                           progress=False)
+    rejected = _lines(tmp_path / "out/rejected.jsonl")
+    assert [(r["problem_id"], r["verdict"]["reasons"]) for r in rejected] == [("stuck", ["verify_timeout"])]
+    assert rep["accepted"] == 6  # the traces after the stuck one were judged by a replacement worker
+    assert rep["run"]["slowest_trace_s"] <= 1.0

@@ -48,7 +48,8 @@ def test_fork_bomb_without_the_interpreter_guard_hits_the_process_cap():
 
 def test_memory_bomb():
     assert judge_code("x = bytearray(8 * 1024 ** 3)\nprint(5)") == ["tests_failed"]
-    r = run_program("blocks = []\nwhile True:\n    blocks.append(bytearray(64 * 1024 * 1024))", limits=FAST)
+    r = run_program("blocks = []\nwhile True:\n    blocks.append(bytearray(32 * 1024 * 1024))",
+                    limits=SandboxLimits(memory_mb=256))
     assert r.returncode != 0 and "MemoryError" in r.stderr
 
 
