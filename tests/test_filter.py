@@ -250,3 +250,20 @@ def test_a_stuck_worker_is_killed_and_replaced(tmp_path, monkeypatch):
     assert [(r["problem_id"], r["verdict"]["reasons"]) for r in rejected] == [("stuck", ["verify_timeout"])]
     assert rep["accepted"] == 6  # the traces after the stuck one were judged by a replacement worker
     assert rep["run"]["slowest_trace_s"] <= 1.0
+
+
+def test_decontamination_against_a_dataset_folder(tmp_path, monkeypatch):
+    """Hub eval sets (MATH-500, AIME, GPQA) load through `datasets.load_dataset`; no hub here, so
+    the same call reads a local folder laid out like a hub dataset."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    leaked = "Let $f(x) = 3x^2 - 5$. What is the value of $f(f(1))$? Express your answer as an integer."
+    (tmp_path / "math500").mkdir()
+    (tmp_path / "math500" / "test.jsonl").write_text(json.dumps({"problem": leaked, "answer": "7"}) + "\n")
+    rows = [trace("<think>\nf(1) = -2, f(-2) = 7\n</think>\n\\boxed{7}", "7", pid="m1",
+                  problem="Let $f(x) = 3x^2 - 5$. What is the value of $f(f(1))$?"),
+            trace(GOOD, pid="p1")]
+    write_jsonl(tmp_path / "t.jsonl", rows)
+    cfg = FilterCfg(decontaminate=[str(tmp_path / "math500"), "bundled"])
+    rep = trace_filter.run(tmp_path / "t.jsonl", tmp_path / "o", cfg, workers=1, progress=False)
+    assert rep["problems"]["contaminated_ids"] == ["m1"]  # an 8-gram of the eval problem, same numbers
+    assert rep["problems"]["eval_sets"][str(tmp_path / "math500")] == 1
