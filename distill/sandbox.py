@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,6 +199,18 @@ def _kill_all(proc: subprocess.Popen, cgroup: Path | None) -> None:
                     pass
 
 
+def _remove_cgroup(cgroup: Path) -> None:
+    # Killed children are reaped by init a moment later; the folder only goes once they have.
+    for _ in range(100):
+        try:
+            cgroup.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
 def run_program(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimits()) -> RunResult:
     """Run a Python program in the sandbox; never raises for anything the program does."""
     work = Path(tempfile.mkdtemp(prefix="distill-run-"))
@@ -228,10 +241,7 @@ def run_program(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimit
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if cgroup is not None:
-            try:
-                cgroup.rmdir()
-            except OSError:
-                pass
+            _remove_cgroup(cgroup)
 
 
 def _same_output(got: str, want: str) -> bool:
