@@ -109,17 +109,20 @@ def main() -> None:
         src = Path(tmp) / "traces.jsonl"
         src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in make_traces(args.n)), encoding="utf-8")
         results = {}
+        load_before = os.getloadavg()[0]
         for workers in (1, cores):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             rep = trace_filter.run(src, Path(tmp) / f"out{workers}", cfg, workers=workers, progress=False)
-            results[workers] = (time.perf_counter() - start, rep)
+            results[workers] = (time.perf_counter() - start, rep, time.process_time() - cpu)
         same = all((Path(tmp) / "out1" / f).read_bytes() == (Path(tmp) / f"out{cores}" / f).read_bytes()
                    for f in ("accepted.jsonl", "rejected.jsonl"))
     n = results[1][1]["input"]
-    print(f"filter bench: {n} traces, {cores} cores, python {sys.version.split()[0]}")
-    for workers, (secs, rep) in results.items():
+    print(f"filter bench: {n} traces, {cores} cores, python {sys.version.split()[0]}; load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the machine skews the ratio)")
+    for workers, (secs, rep, cpu) in results.items():
         print(f"  {workers} process(es): {secs:6.1f} s  {n / secs:7.1f} traces/s  "
-              f"(accepted {rep['accepted']}, slowest trace {rep['run']['slowest_trace_s']:.3f} s)")
+              f"(accepted {rep['accepted']}, slowest trace {rep['run']['slowest_trace_s']:.3f} s, "
+              f"main process CPU {cpu:.1f} s)")
     if cores > 1:
         print(f"  speed-up {cores} vs 1 process: {results[1][0] / results[cores][0]:.2f}x (target >= 1.7x on 2 cores)")
     rep = results[cores][1]
