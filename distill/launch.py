@@ -140,11 +140,14 @@ def launch(recipe: Recipe, accepted: Path, out_dir: Path, plan: LaunchPlan) -> d
     cmd = launch_command(plan, config_file, recipe_file, Path(accepted).resolve(), out_dir)
     print(f"launching {plan.world_size} processes ({plan.config}): {' '.join(cmd)}", flush=True)
     summary_file = out_dir.parent / "train_summary.json"
-    summary_file.unlink(missing_ok=True)
+    if plan.machine_rank == 0:  # only the first node's rank 0 writes it (others may share the filesystem)
+        summary_file.unlink(missing_ok=True)
     proc = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if proc.returncode != 0:
         raise DistillError(f"`accelerate launch` exited with {proc.returncode}; see the worker output above. "
                            f"Rerun the same command to resume from the last checkpoint in {out_dir}-checkpoints")
+    if plan.machine_rank != 0:
+        return {"steps": None, "world_size": plan.world_size, "machine_rank": plan.machine_rank}
     return json.loads(summary_file.read_text())
 
 

