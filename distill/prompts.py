@@ -49,10 +49,11 @@ def student_messages(problem: str) -> list[dict]:
 
 
 def normalise_completion(content: str | None, reasoning: str | None = None) -> str:
-    """One R1-form text: reasoning returned separately (DeepSeek's `reasoning_content`) becomes the
-    <think> block; a completion whose <think> was prefilled by the template gets it back."""
+    """One R1-form text: reasoning returned separately (DeepSeek's `reasoning_content`, vLLM's and
+    SGLang's reasoning parsers) becomes the <think> block; a completion whose <think> was prefilled
+    by the template gets it back; a text that already holds its block is kept as it is."""
     content = content or ""
-    if reasoning:
+    if reasoning and THINK_CLOSE not in content:
         return f"{THINK_OPEN}\n{reasoning.strip()}\n{THINK_CLOSE}\n\n{content.lstrip()}"
     if THINK_CLOSE in content and THINK_OPEN not in content:
         return f"{THINK_OPEN}\n{content.lstrip()}"

@@ -35,21 +35,36 @@ class StudentCfg(Section):
 
 
 class TeacherCfg(Section):
-    # `llamacpp`: serve a local GGUF with llama.cpp's OpenAI-compatible server on 127.0.0.1.
+    # `llamacpp`: a local GGUF through llama.cpp (a server it starts on 127.0.0.1, or in process).
     # `openai`: any OpenAI-compatible endpoint (vLLM, SGLang, llama.cpp server, DeepSeek).
-    backend: Literal["llamacpp", "openai"]
-    model: str  # GGUF path / `embedded:...` for llamacpp; the served model name for openai
+    # `hf`: a local transformers model, batched generation.
+    # `dataset`: import published R1 traces (OpenR1-Math-220k, OpenThoughts-114k, ...) instead of sampling.
+    backend: Literal["llamacpp", "openai", "hf", "dataset"]
+    # GGUF path / `embedded:...` for llamacpp; the served model name for openai; a hub name or
+    # local folder for hf; a hub dataset name or local file/folder for dataset.
+    model: str
     base_urls: list[str] = []  # openai: one or more `http://host:port/v1`, load-balanced
     api_key_env: str | None = None  # name of the env var holding the key (never the key itself)
     system_prompt: str | None = None
     few_shot: int = Field(0, ge=0, le=4)  # worked examples put before each problem
-    n_ctx: int = Field(2048, ge=256)  # llamacpp: context window of the started server
-    n_threads: int | None = Field(None, ge=1)  # llamacpp: CPU threads (default: all cores)
+    n_ctx: int = Field(2048, ge=256)  # llamacpp: context window
+    n_threads: int | None = Field(None, ge=1)  # llamacpp/hf: CPU threads (default: all cores)
+    in_process: bool = False  # llamacpp: run llama.cpp in this process instead of a loopback server
+    batch_size: int = Field(8, ge=1)  # hf: most requests per generate call
+    dataset_layout: Literal["auto", "openr1", "conversations", "openthoughts", "s1k"] = "auto"
+    dataset_split: str = "train"  # dataset: hub split (local files are read whole)
+    dataset_config: str | None = None  # dataset: hub config, e.g. `metadata` for OpenThoughts-114k
+    dataset_limit: int | None = Field(None, ge=1)  # dataset: first N rows
+    # USD per million tokens, for the cost line of the sampling summary (0: free / local).
+    price_per_million_input: float = Field(0.0, ge=0)
+    price_per_million_output: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _backend_fields(self) -> "TeacherCfg":
         if self.backend == "openai" and not self.base_urls:
             raise ValueError("backend `openai` needs `teacher.base_urls` (e.g. [http://127.0.0.1:8000/v1])")
+        if self.base_urls and self.backend != "openai":
+            raise ValueError(f"`teacher.base_urls` is for backend `openai`, not `{self.backend}`; remove it")
         if self.api_key_env is not None and not self.api_key_env.replace("_", "").isalnum():
             raise ValueError("`teacher.api_key_env` is the NAME of an environment variable, not the key")
         return self
@@ -67,9 +82,12 @@ class SamplingCfg(Section):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(1024, ge=1)
     seed: int = 0
-    max_concurrent: int = Field(8, ge=1)  # requests in flight
-    timeout_s: float = Field(600, gt=0)  # per request
-    max_retries: int = Field(5, ge=0)
+    max_concurrent: int = Field(8, ge=1)  # requests in flight (a bounded worker pool)
+    timeout_s: float = Field(600, gt=0)  # per request (HTTP backends)
+    max_retries: int = Field(5, ge=0)  # per sample, exponential backoff with jitter, Retry-After honoured
+    # openai backend: more request fields passed through as they are, e.g. {top_k: 20, min_p: 0.05}
+    # for vLLM/SGLang, or {logit_bias: {"2": -100}} to forbid a token.
+    extra_body: dict[str, Any] = {}
 
 
 class FilterCfg(Section):

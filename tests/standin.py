@@ -14,16 +14,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from distill.recipe import R1_INSTRUCTION
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # clients that time out close early: expected
+        pass
+
+
 class StandInR1:
-    """faults: a queue of "500", "429", "hang", "malformed", "reset", "ok" consumed one per request."""
+    """faults: a queue consumed one per request: "500", "503", "429" (with Retry-After), "hang",
+    "malformed" (torn JSON), "nochoices" (JSON without choices), "reset" (TCP RST), "400echo"
+    (a 400 whose body echoes the Authorization header, as some APIs do), "401", "ok".
+    `delay_s` slows every answer (a busy teacher); `seen_auth` keeps the Authorization headers."""
 
     def __init__(self, answers: dict[str, str], faults: list[str] | None = None, reasoning_field: bool = False,
-                 hang_s: float = 5.0):
+                 hang_s: float = 5.0, delay_s: float = 0.0, retry_after: str = "0.2"):
         self.answers = answers
         self.faults = deque(faults or [])
         self.reasoning_field = reasoning_field
         self.hang_s = hang_s
+        self.delay_s = delay_s
+        self.retry_after = retry_after
         self.requests: Counter = Counter()
+        self.seen_auth: list[str] = []
+        self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
         outer = self
 
@@ -44,14 +56,32 @@ class StandInR1:
                 self._send(200, b'{"data": [{"id": "stand-in-r1"}]}')
 
             def do_POST(self):
+                with outer.lock:
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    self._post()
+                finally:
+                    with outer.lock:
+                        outer.in_flight -= 1
+
+            def _post(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with outer.lock:
                     fault = outer.faults.popleft() if outer.faults else "ok"
                     outer.requests[fault] += 1
-                if fault == "500":
-                    return self._send(500, b'{"error": "overloaded"}')
+                    outer.seen_auth.append(self.headers.get("Authorization", ""))
+                if fault in ("500", "503"):
+                    return self._send(int(fault), b'{"error": "overloaded"}')
                 if fault == "429":
-                    return self._send(429, b'{"error": "slow down"}', {"Retry-After": "0.2"})
+                    return self._send(429, b'{"error": "slow down"}', {"Retry-After": outer.retry_after})
+                if fault == "401":
+                    return self._send(401, b'{"error": "invalid key"}')
+                if fault == "400echo":
+                    echo = json.dumps({"error": f"bad request with {self.headers.get('Authorization')}"})
+                    return self._send(400, echo.encode())
+                if fault == "nochoices":
+                    return self._send(200, b'{"object": "chat.completion"}')
                 if fault == "hang":
                     time.sleep(outer.hang_s)
                     return self._send(200, b"{}")
@@ -61,6 +91,8 @@ class StandInR1:
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                     self.connection.close()
                     return
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
                 question = body["messages"][-1]["content"].replace(R1_INSTRUCTION, "").strip()
                 answer = outer.answers.get(question, "0")
                 reasoning = f"The question asks: {question} Working it out step by step gives {answer}."
@@ -73,7 +105,7 @@ class StandInR1:
                        "usage": {"prompt_tokens": 20, "completion_tokens": 30}}
                 self._send(200, json.dumps(out).encode())
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 

@@ -1,14 +1,18 @@
 """The teacher interface: one async call that turns chat messages into one R1-form generation.
 
-A backend is a class with `name`, a context manager that starts/stops whatever it needs, and
-`generate(client, messages, params)`. Register it in `distill.teacher.BACKENDS`.
+A backend is a class with `name`, a (sync) context manager that starts/stops what it needs
+(a server, a model), async `open(max_concurrent, timeout_s)` / `close()` for resources bound to
+the sampler's event loop (an HTTP session), and `generate(messages, params)`. Register it with
+one line in `distill.teacher.BACKENDS`.
+
+    with open_teacher(cfg, run_dir) as teacher:
+        await teacher.open(max_concurrent=64, timeout_s=600)
+        gen = await teacher.generate(messages, {"temperature": 0.6, "max_tokens": 1024})
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import httpx
 
 
 @dataclass
@@ -23,7 +27,8 @@ class Generation:
 class TeacherError(Exception):
     """A failed request, classified so the sampler knows whether and when to retry.
 
-    kind: connection | timeout | rate_limited | server_error | client_error | malformed_response
+    kind: connection | timeout | rate_limited | server_error | malformed_response (retried);
+    client_error | auth (not retried: the same request would fail the same way).
     """
 
     RETRYABLE = {"connection", "timeout", "rate_limited", "server_error", "malformed_response"}
@@ -47,5 +52,11 @@ class Teacher:
     def __exit__(self, *exc) -> None:
         return None
 
-    async def generate(self, client: httpx.AsyncClient, messages: list[dict], params: dict) -> Generation:
+    async def open(self, max_concurrent: int, timeout_s: float) -> None:
+        """Create event-loop-bound resources; called once inside the sampler's loop."""
+
+    async def close(self) -> None:
+        """Release what `open` created."""
+
+    async def generate(self, messages: list[dict], params: dict) -> Generation:
         raise NotImplementedError

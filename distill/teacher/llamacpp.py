@@ -1,5 +1,12 @@
-"""A local GGUF served by llama.cpp's OpenAI-compatible server (`llama_cpp.server`) on 127.0.0.1,
-started for the run and stopped after it; requests go through the same HTTP client as a remote R1."""
+"""A local GGUF through llama.cpp: its OpenAI-compatible server (`llama_cpp.server`) started on
+127.0.0.1 for the run (requests go through the same HTTP client as a remote R1), or in process
+(`teacher.in_process: true`: no server, no port; one generation at a time in a worker thread).
+
+    teacher:
+      backend: llamacpp
+      model: embedded:smollm2-135m-instruct   # or a .gguf path
+      in_process: true
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,8 @@ import httpx
 
 from distill.assets import embedded_gguf, is_embedded
 from distill.errors import DistillError
-from distill.teacher.openai import OpenAITeacher
+from distill.teacher.base import Generation, Teacher, TeacherError
+from distill.teacher.openai import OpenAITeacher, parse_chat_response
 
 
 def free_port() -> int:
@@ -69,12 +77,17 @@ class LlamaCppServer:
                 self.proc.wait()
 
 
+def _gguf(model: str) -> Path:
+    gguf = embedded_gguf(model) if is_embedded(model) else Path(model)
+    if not gguf.exists():
+        raise DistillError(f"teacher GGUF {gguf} not found; set `teacher.model` to a .gguf file")
+    return gguf
+
+
 class LlamaCppTeacher(OpenAITeacher):
     def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None,
                  log_path: Path | None = None):
-        gguf = embedded_gguf(model) if is_embedded(model) else Path(model)
-        if not gguf.exists():
-            raise DistillError(f"teacher GGUF {gguf} not found; set `teacher.model` to a .gguf file")
+        gguf = _gguf(model)
         self.server = LlamaCppServer(gguf, model, n_ctx, n_threads, log_path)
         super().__init__(model, [self.server.url])
 
@@ -84,3 +97,48 @@ class LlamaCppTeacher(OpenAITeacher):
 
     def __exit__(self, *exc) -> None:
         self.server.__exit__(*exc)
+
+
+class InProcessLlamaTeacher(Teacher):
+    """llama-cpp-python's `Llama` in this process. A Llama object is not thread-safe, so requests
+    run one at a time in a worker thread (the event loop stays free to write finished samples)."""
+
+    def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None):
+        self.name = model
+        self.gguf = _gguf(model)
+        self.n_ctx, self.n_threads = n_ctx, n_threads
+        self.llm = None
+        self._lock = None
+
+    def __enter__(self) -> "InProcessLlamaTeacher":
+        from distill.llama import load_gguf
+
+        self.llm = load_gguf(self.gguf, n_ctx=self.n_ctx, n_threads=self.n_threads)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.llm is not None:
+            self.llm.close()
+            self.llm = None
+
+    async def open(self, max_concurrent: int, timeout_s: float) -> None:
+        import asyncio
+
+        self._lock = asyncio.Lock()
+
+    def _complete(self, messages: list[dict], params: dict) -> dict:
+        try:
+            return self.llm.create_chat_completion(
+                messages=messages, temperature=params.get("temperature", 0.6), top_p=params.get("top_p", 0.95),
+                max_tokens=params.get("max_tokens"), seed=params.get("seed"))
+        except ValueError as e:  # e.g. the prompt does not fit n_ctx: the same request fails again
+            raise TeacherError("client_error", str(e)[:300]) from None
+
+    async def generate(self, messages: list[dict], params: dict) -> Generation:
+        import asyncio
+
+        if self._lock is None:
+            await self.open(1, 0)
+        async with self._lock:
+            data = await asyncio.to_thread(self._complete, messages, params)
+        return parse_chat_response(data)
