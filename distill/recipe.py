@@ -224,8 +224,14 @@ class EvalCfg(Section):
 
 
 class ExportCfg(Section):
-    quants: list[str] = ["Q8_0", "Q4_K_M"]  # F16 is always written
+    quants: list[str] = ["Q8_0", "Q5_K_M", "Q4_K_M"]  # F16 is always written
     name: str | None = None  # export/<name>/ (default: the recipe name)
+    license: str = "apache-2.0"  # general.license in every GGUF and the model card's front matter
+    hub_repo: str | None = None  # ORG/REPO for `distill publish` (nothing is uploaded by `run`)
+    # Proof per file: perplexity on this many held-out accepted traces (the last ones), pass@1 on
+    # the first eval_limit eval problems with the eval section's settings (0: skip pass@1).
+    perplexity_traces: int = Field(16, ge=1)
+    eval_limit: int = Field(20, ge=0)
 
     @field_validator("quants")
     @classmethod
