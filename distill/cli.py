@@ -214,10 +214,14 @@ def compare_cmd(run_a: str = typer.Argument(..., help="A run folder (data/runs/<
 
 
 @app.command("export")
-def export_cmd(target: Path = typer.Argument(..., help="A recipe YAML, or a trained student folder."),
+def export_cmd(target: Path = typer.Argument(..., help="A recipe YAML, a trained student folder or a PEFT adapter folder."),
                name: Optional[str] = typer.Option(None, help="Export name (folder export/<name>)."),
-               quant: Optional[list[str]] = typer.Option(None, help="Quants besides F16 (repeatable).")) -> None:
-    """GGUF F16 + quantized files into export/<name>/ with manifest, Modelfile and model card."""
+               quant: Optional[list[str]] = typer.Option(None, help="Quants besides F16 (repeatable)."),
+               license: str = typer.Option("apache-2.0", help="general.license and the card's license."),
+               base_model: Optional[str] = typer.Option(None, help="general.base_models (default: the folder).")
+               ) -> None:
+    """GGUF F16 + quant ladder into export/<name>/, each file proven (tokenization, logits, perplexity,
+    size, tokens/s) in manifest.json and the model card, with an Ollama Modelfile."""
     from distill import export
     from distill.recipe import ExportCfg
 
@@ -227,26 +231,68 @@ def export_cmd(target: Path = typer.Argument(..., help="A recipe YAML, or a trai
         r = _recipe(target, [f"export.quants={list(quant)}"] if quant else None)
         pipeline.run(r, from_stage="export")
         return
+    if not target.is_dir():
+        raise DistillError(f"{target} is neither a recipe (.yaml) nor a model folder")
     quants = ExportCfg(quants=list(quant)).quants if quant else ExportCfg().quants
     name = name or target.name
-    manifest = export.run(target, Path("export") / name, name, quants, base_model=str(target),
-                          recipe_name="(none)", recipe_sha256="0" * 64)
-    typer.echo(f"wrote {[f['file'] for f in manifest['files']]} to export/{name}/")
+    manifest = export.run(target, Path("export") / name, name, quants, base_model=base_model or str(target),
+                          recipe_name="(none)", recipe_sha256="0" * 64, license=license)
+    for f in manifest["files"]:
+        typer.echo(f"{f['file']}: {f['bytes'] / 2**20:.1f} MiB, {f['bits_per_weight']} bpw, perplexity "
+                   f"{f.get('perplexity')} ({f.get('perplexity_ratio_to_f16')}x F16), {f['tokens_per_s']} tok/s, "
+                   f"{len(f.get('fallback_tensors', []))} fallback tensors")
+    typer.echo(f"wrote export/{name}/ (manifest.json, Modelfile, README.md)")
 
 
 @app.command()
 def chat(gguf: Path = typer.Argument(..., help="An exported .gguf file."),
          show_thinking: bool = typer.Option(True, "--show-thinking/--hide-thinking",
                                             help="Stream the <think> part, or show only 'thought for N tokens'."),
-         think_budget: Optional[int] = typer.Option(None, help="Close the thinking after N tokens and answer."),
+         think_budget: Optional[int] = typer.Option(None, min=1, help="Close the thinking after N tokens and answer."),
+         min_think: int = typer.Option(0, min=0, help="Thinking shorter than N tokens is extended with 'Wait' (s1)."),
          prompt: Optional[str] = typer.Option(None, "-p", "--prompt", help="Ask one question and exit."),
          max_tokens: int = typer.Option(1024), temperature: float = typer.Option(0.6)) -> None:
-    """Chat with an exported student through llama.cpp."""
+    """Chat with an exported student through llama.cpp, streaming."""
     from distill import chat as chat_mod
 
     if not gguf.exists():
-        raise DistillError(f"{gguf} not found; export a student with `make student` first")
-    chat_mod.interactive(str(gguf), show_thinking, think_budget, prompt, max_tokens, temperature)
+        raise DistillError(f"{gguf} not found; export a student with `make student` or fetch one with `distill pull`")
+    chat_mod.interactive(str(gguf), show_thinking, think_budget, prompt, max_tokens, temperature, min_think)
+
+
+@app.command()
+def pull(source: str = typer.Argument(..., help="http(s) URL of an export folder, a local export folder, or ORG/REPO."),
+         quant: str = typer.Option("Q4_K_M", help="Which file of the export to fetch."),
+         out: Optional[Path] = typer.Option(None, help="Target folder (default: models/<export name>)."),
+         revision: Optional[str] = typer.Option(None, help="Hub revision (branch, tag or commit).")) -> None:
+    """Download one quant of an exported student (manifest first; resumes; checks sha256)."""
+    from distill.pull import pull as pull_fn
+
+    dest = out or Path("models") / (source.rstrip("/").rsplit("/", 1)[-1] or "student")
+    path = pull_fn(source, dest, quant, revision)
+    typer.echo(f"{path} (sha256 verified); chat: distill chat {path}")
+
+
+@app.command()
+def publish(target: Path = typer.Argument(..., help="An export folder (export/<name>/) or its recipe YAML."),
+            repo: Optional[str] = typer.Option(None, help="Hub model repo ORG/REPO (default: the recipe's export.hub_repo)."),
+            public: bool = typer.Option(False, "--public", help="Create the repo public (default private)."),
+            dry_run: bool = typer.Option(False, "--dry-run", help="Verify and list the files, upload nothing.")) -> None:
+    """Upload an export folder to a Hugging Face hub repo (GGUFs verified against the manifest first)."""
+    from distill.publish import publish as publish_fn
+
+    export_dir = target
+    if target.suffix in (".yaml", ".yml"):
+        r = _recipe(target)
+        export_dir, repo = Path("export") / r.export_name, repo or r.export.hub_repo
+    if not repo:
+        raise DistillError("no hub repo: pass --repo ORG/REPO or set export.hub_repo in the recipe")
+    res = publish_fn(export_dir, repo, private=not public, dry_run=dry_run)
+    if dry_run:
+        for f in res:
+            typer.echo(f"{f['file']}  {f['bytes'] / 2**20:.1f} MiB")
+        return
+    typer.echo(f"published: {res}")
 
 
 def main() -> None:

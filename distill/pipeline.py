@@ -192,9 +192,17 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
         from distill.assets import is_embedded
 
         base = recipe.student.model.removeprefix("embedded:") if is_embedded(recipe.student.model) else recipe.student.model
-        manifest = export.run(student_dir, export_dir, recipe.export_name, recipe.export.quants,
+        x = recipe.export
+        limit = min(x.eval_limit, recipe.eval.limit or x.eval_limit)  # the eval stage's problems, capped
+        eval_problems = load_split(recipe.eval.problems, recipe.eval.split, limit) if limit else None
+        manifest = export.run(student_dir, export_dir, recipe.export_name, x.quants,
                               base_model=base, recipe_name=recipe.name, recipe_sha256=recipe.sha256(),
-                              datasets=[recipe.problems.path], stop_token=_stop(recipe))
+                              datasets=[recipe.problems.path, f"traces from {recipe.teacher.model}"], license=x.license,
+                              stop_token=_stop(recipe), traces=filter_dir / "accepted.jsonl",
+                              n_traces=x.perplexity_traces, eval_problems=eval_problems, eval_cfg=recipe.eval)
+        for f in manifest["files"]:
+            console.print(f"{f['file']}: {f['bytes'] / 2**20:.1f} MiB, perplexity x{f.get('perplexity_ratio_to_f16')} "
+                          f"of F16, pass@1 {f.get('pass@1')}, {f['tokens_per_s']} tok/s")
         return {"files": [f["file"] for f in manifest["files"]]}
 
     stage("export", key_of(recipe.resolved()["export"], keys["train"], recipe.sha256()), do_export)
