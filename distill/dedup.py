@@ -128,16 +128,16 @@ def _load_dataset(name: str) -> list[str]:
     return [str(x) for x in ds[col]]
 
 
-def find_duplicates(problems: list[tuple[str, str]], threshold: float = 0.8,
-                    num_perm: int = 128) -> dict[str, str]:
-    """{duplicate problem id: the id kept}; the first of a group in input order is kept."""
-    from datasketch import MinHash, MinHashLSH
+def find_duplicates(problems: list[tuple[str, str]], threshold: float = 0.8, num_perm: int = 128,
+                    exact_below: int = 16) -> dict[str, str]:
+    """{duplicate problem id: the id kept}; the first of a group in input order is kept.
 
+    Near duplicates must share their numbers, so problems are first bucketed by their numbers;
+    a bucket compares new problems exactly with the ones it kept while it holds fewer than
+    `exact_below`, then through a MinHash LSH index (large buckets: problems without numbers)."""
     dups: dict[str, str] = {}
     exact: dict[str, str] = {}
-    # LSH finds candidates only with some probability near its threshold: search lower, confirm exactly.
-    lsh = MinHashLSH(threshold=max(0.3, threshold - 0.2), num_perm=num_perm)
-    signatures: dict[str, tuple] = {}
+    buckets: dict[tuple[str, ...], _Bucket] = {}
     for pid, text in problems:
         norm = normalise(text)
         if norm in exact:
@@ -145,15 +145,50 @@ def find_duplicates(problems: list[tuple[str, str]], threshold: float = 0.8,
             continue
         exact[norm] = pid
         shingles = {norm[i:i + 5] for i in range(max(1, len(norm) - 4))}
-        mh = MinHash(num_perm=num_perm)
-        mh.update_batch([s.encode() for s in shingles])
-        nums = numbers(norm)
-        for other in lsh.query(mh):  # candidates; confirmed on the exact Jaccard of the shingles
-            o_shingles, o_nums = signatures[other]
-            if o_nums == nums and len(shingles & o_shingles) / len(shingles | o_shingles) >= threshold:
-                dups[pid] = other
-                break
-        else:
-            lsh.insert(pid, mh)
-            signatures[pid] = (shingles, nums)
+        bucket = buckets.setdefault(numbers(norm), _Bucket(threshold, num_perm, exact_below))
+        kept = bucket.match(pid, shingles)
+        if kept is not None:
+            dups[pid] = kept
     return dups
+
+
+class _Bucket:
+    """Problems with the same numbers: exact Jaccard while small, MinHash LSH candidates when large."""
+
+    def __init__(self, threshold: float, num_perm: int, exact_below: int):
+        self.threshold, self.num_perm, self.exact_below = threshold, num_perm, exact_below
+        self.kept: dict[str, set[str]] = {}
+        self.rank: dict[str, int] = {}
+        self.lsh = None
+        self._perms = None
+
+    def _minhash(self, shingles: set[str]):
+        from datasketch import MinHash
+
+        if self._perms is None:
+            mh = MinHash(num_perm=self.num_perm)
+            self._perms = (mh.permutations, mh.scheme)  # generating permutations is a MinHash's slow part
+        else:
+            mh = MinHash(num_perm=self.num_perm, permutations=self._perms[0], scheme=self._perms[1])
+        mh.update_batch([x.encode() for x in shingles])
+        return mh
+
+    def match(self, pid: str, shingles: set[str]) -> str | None:
+        if self.lsh is None and len(self.kept) >= self.exact_below:
+            from datasketch import MinHashLSH
+
+            # LSH finds candidates only with some probability near its threshold: search lower, confirm exactly.
+            self.lsh = MinHashLSH(threshold=max(0.3, self.threshold - 0.2), num_perm=self.num_perm)
+            for other, sh in self.kept.items():
+                self.lsh.insert(other, self._minhash(sh))
+        mh = self._minhash(shingles) if self.lsh is not None else None
+        candidates = self.lsh.query(mh) if mh is not None else list(self.kept)
+        for other in sorted(candidates, key=self.rank.__getitem__):  # the first kept one wins
+            o = self.kept[other]
+            if len(shingles & o) / len(shingles | o) >= self.threshold:
+                return other
+        self.kept[pid] = shingles
+        self.rank[pid] = len(self.rank)
+        if mh is not None:
+            self.lsh.insert(pid, mh)
+        return None

@@ -12,6 +12,10 @@ math-verify's alarm cannot interrupt, say) is killed and replaced and the trace 
 `verify_timeout`. Then, over all traces: duplicate completions and problems, contamination,
 the pass-rate band and the k shortest correct traces per problem. Outputs are sorted by input
 line, so they do not depend on the number of workers.
+
+Reasons beyond SPEC.md's list: `too_short` (under `min_completion_tokens`), `verify_timeout` (the
+trace's worker was killed at its deadline), `pass_rate_out_of_band`, `over_per_problem_limit`,
+and `judge_error:<Exception>` (a checker bug; it costs that trace only).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from distill.dedup import Decontaminator, find_duplicates, load_eval_texts, normalise
 from distill.quality import estimate_tokens, quality_reasons
@@ -29,6 +35,7 @@ from distill.records import Trace, iter_lines, parse_record, write_jsonl
 from distill.sandbox import SandboxLimits
 from distill.verify import check_answer, extract_answer, split_r1
 
+T = TypeVar("T")
 ANSWER_REASONS = {"wrong_answer", "no_answer", "tests_failed", "unparseable_gold", "verify_timeout"}
 
 
@@ -72,11 +79,26 @@ def _judge_timed(trace: Trace, cfg: FilterCfg) -> tuple[list[str], float]:
     return reasons, time.monotonic() - start
 
 
+_WORKER_CFG: FilterCfg | None = None
+
+
+def _init_worker(cfg_json: str) -> None:
+    global _WORKER_CFG
+    _WORKER_CFG = FilterCfg.model_validate_json(cfg_json)
+
+
+def _judge_line(line: str) -> tuple[list[str], float]:
+    # Workers get the raw JSON line and the config once at start: pickling a str is far cheaper
+    # for the parent than pickling a pydantic model per trace, and parsing then runs in parallel.
+    trace = parse_record(line, Trace)
+    return _judge_timed(trace, _WORKER_CFG)
+
+
 @dataclass
 class Item:
     line: int
     trace: Trace | None  # None: malformed
-    raw: str = ""
+    raw: str = ""  # the line as read
     error: str = ""
     reasons: list[str] | None = None
     seconds: float = 0.0
@@ -90,14 +112,18 @@ def read_items(path: Path) -> list[Item]:
             continue
         rec = parse_record(text, Trace, n)
         if isinstance(rec, Trace):
-            items.append(Item(n, rec))
+            items.append(Item(n, rec, text))
         else:
             items.append(Item(n, None, rec.raw, rec.reason, ["malformed_record"]))
     return items
 
 
-def judge_all(items: list[Item], cfg: FilterCfg, workers: int | None = None, progress: bool = True) -> None:
-    """Fill `reasons` and `seconds` of every valid item, in a process pool when workers > 1."""
+def judge_all(items: list[Item], cfg: FilterCfg, workers: int | None = None, progress: bool = True,
+              meanwhile: Callable[[], T] | None = None) -> T | None:
+    """Fill `reasons` and `seconds` of every valid item, in a process pool when workers > 1.
+
+    `meanwhile` runs in this process while the workers judge (its result is returned), so work
+    that does not need verdicts (dedup, decontamination) uses the time the parent would idle."""
     from rich.progress import Progress
 
     todo = [it for it in items if it.trace is not None]
@@ -109,14 +135,19 @@ def judge_all(items: list[Item], cfg: FilterCfg, workers: int | None = None, pro
             for it in todo:
                 it.reasons, it.seconds = _judge_timed(it.trace, cfg)
                 bar.advance(task)
-            return
+            return meanwhile() if meanwhile else None
         from concurrent.futures import TimeoutError as FutureTimeout
 
         from pebble import ProcessPool
 
-        with ProcessPool(max_workers=workers) as pool:
-            futures = [(it, pool.schedule(_judge_timed, args=(it.trace, cfg), timeout=deadline_s(it.trace, cfg)))
-                       for it in todo]
+        with ProcessPool(max_workers=workers, initializer=_init_worker, initargs=(cfg.model_dump_json(),)) as pool:
+            try:
+                futures = [(it, pool.schedule(_judge_line, args=(it.raw,), timeout=deadline_s(it.trace, cfg)))
+                           for it in todo]
+                result = meanwhile() if meanwhile else None
+            except BaseException:
+                pool.stop()  # do not wait for thousands of verdicts nobody will read
+                raise
             for it, fut in futures:
                 try:
                     it.reasons, it.seconds = fut.result()
@@ -125,37 +156,39 @@ def judge_all(items: list[Item], cfg: FilterCfg, workers: int | None = None, pro
                 except Exception as e:  # noqa: BLE001 -- a worker that died (out of memory, signal)
                     it.reasons = [f"judge_error:{type(e).__name__}"]
                 bar.advance(task)
+        return result
 
 
-def _mark_problem_level(items: list[Item], cfg: FilterCfg) -> dict:
-    """Duplicate completions and problems, and contamination; returns what the report needs."""
-    valid = [it for it in items if it.trace is not None]
+def problem_checks(items: list[Item], cfg: FilterCfg, eval_texts: list[str]) -> dict:
+    """Duplicate and contaminated problems (problem text only, no verdicts needed)."""
+    problems: dict[str, str] = {}
+    for it in items:
+        if it.trace is not None:
+            problems.setdefault(it.trace.problem_id, it.trace.problem)
+    dups = find_duplicates(list(problems.items()), cfg.near_dup_threshold) if cfg.dedup else {}
+    contaminated: set[str] = set()
+    if eval_texts:
+        deco = Decontaminator(eval_texts, cfg.decontaminate_ngram, cfg.decontaminate_same_numbers)
+        contaminated = {pid for pid, text in problems.items() if deco.contaminated(text)}
+    return {"duplicate_problems": dups, "contaminated_problems": sorted(contaminated)}
+
+
+def _mark_problem_level(items: list[Item], info: dict) -> None:
+    """Add `duplicate` (repeated completions or keys, duplicate problems) and `contaminated`."""
     seen_keys: set[tuple[str, int]] = set()
     seen_text: set[tuple[str, str]] = set()
-    for it in valid:  # same (problem_id, sample_index) twice, or the same completion twice
+    dups, contaminated = info["duplicate_problems"], set(info["contaminated_problems"])
+    for it in items:
+        if it.trace is None:
+            continue
         t = it.trace
         text_key = (t.problem_id, normalise(t.completion))
-        if t.key in seen_keys or (not it.reasons and text_key in seen_text):
+        if t.key in seen_keys or (not it.reasons and text_key in seen_text) or t.problem_id in dups:
             it.reasons.append("duplicate")
         seen_keys.add(t.key)
         seen_text.add(text_key)
-    problems: dict[str, str] = {}
-    for it in valid:
-        problems.setdefault(it.trace.problem_id, it.trace.problem)
-    dups = find_duplicates(list(problems.items()), cfg.near_dup_threshold) if cfg.dedup else {}
-    contaminated: set[str] = set()
-    eval_counts: dict[str, int] = {}
-    if cfg.decontaminate:
-        texts, eval_counts = load_eval_texts(cfg.decontaminate)
-        deco = Decontaminator(texts, cfg.decontaminate_ngram, cfg.decontaminate_same_numbers)
-        contaminated = {pid for pid, text in problems.items() if deco.contaminated(text)}
-    for it in valid:
-        pid = it.trace.problem_id
-        if pid in dups and "duplicate" not in it.reasons:
-            it.reasons.append("duplicate")
-        if pid in contaminated:
+        if t.problem_id in contaminated:
             it.reasons.append("contaminated")
-    return {"duplicate_problems": dups, "contaminated_problems": sorted(contaminated), "eval_sets": eval_counts}
 
 
 def _select(items: list[Item], cfg: FilterCfg) -> dict[str, float]:
@@ -187,8 +220,10 @@ def run(traces_path: Path, out_dir: Path, cfg: FilterCfg, workers: int | None = 
     started = time.monotonic()
     out_dir = Path(out_dir)
     items = read_items(Path(traces_path))
-    judge_all(items, cfg, workers, progress)
-    problem_info = _mark_problem_level(items, cfg)
+    eval_texts, eval_counts = load_eval_texts(cfg.decontaminate) if cfg.decontaminate else ([], {})
+    problem_info = judge_all(items, cfg, workers, progress, meanwhile=lambda: problem_checks(items, cfg, eval_texts))
+    problem_info["eval_sets"] = eval_counts
+    _mark_problem_level(items, problem_info)
     rates = _select(items, cfg)
     accepted, rejected = [], []
     for it in sorted(items, key=lambda it: it.line):
