@@ -60,8 +60,8 @@ def _plots(out_dir: Path, by_reason: Counter, acc_len: list[int], rej_len: list[
 
 def _markdown(rep: dict) -> str:
     lines = ["# Filter report", "",
-             f"{rep['accepted']} of {rep['input']} traces accepted ({rep['acceptance_rate']:.1%}); "
-             f"{rep['rejected']} rejected; {rep['problems_with_accepted']} problems keep at least one trace.", "",
+             (f"{rep['accepted']} of {rep['input']} traces accepted ({rep['acceptance_rate']:.1%}); "
+             f"{rep['rejected']} rejected; {rep['problems_with_accepted']} problems keep at least one trace."), "",
              "## Rejections by reason", "", "| reason | traces |", "| --- | ---: |"]
     lines += [f"| `{r}` | {n} |" for r, n in rep["by_reason"].items()]
     lines += ["", "![rejections](rejections_by_reason.png)", "", "## By domain", "",
@@ -79,8 +79,8 @@ def _markdown(rep: dict) -> str:
               f"- pass rate (teacher solve rate) per problem: {rep['problems']['pass_rate']}", "",
               "## Run", "",
               f"- {rep['run']['workers']} processes, {rep['run']['seconds']} s, {rep['run']['traces_per_s']} traces/s",
-              f"- slowest trace: {rep['run']['slowest_trace_s']} s (deadline per math trace "
-              f"{rep['run']['math_deadline_s']} s)"]
+              (f"- slowest trace: {rep['run']['slowest_trace_s']} s (deadline per math trace "
+              f"{rep['run']['math_deadline_s']} s)")]
     if rep.get("sandbox"):
         lines += ["", "## Code sandbox", ""] + [f"- {k}: {v}" for k, v in rep["sandbox"].items()]
     return "\n".join(lines) + "\n"
