@@ -58,6 +58,7 @@ class Tally:
         self.errors: Counter = Counter()  # every failed attempt, by kind
         self.failed: list[dict] = []  # samples that exhausted their retries
         self.stop_reason: str | None = None
+        self.pause_until = 0.0  # a 429 with Retry-After holds back every worker, not just the one that got it
 
 
 def _progress(show: bool) -> Progress:
@@ -89,11 +90,15 @@ async def _sample_all(teacher: Teacher, recipe: Recipe, jobs, total: int, out: J
         params = {**s.extra_body, "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens,
                   "seed": request_seed(s.seed, problem.id, index)}
         for attempt in range(s.max_retries + 1):
+            if (wait := tally.pause_until - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
             try:
                 gen = await teacher.generate(messages, params)
                 break
             except TeacherError as e:
                 tally.errors[e.kind] += 1
+                if e.kind == "rate_limited" and e.retry_after:
+                    tally.pause_until = max(tally.pause_until, time.monotonic() + min(e.retry_after, 300.0))
                 log.write(f"{time.strftime('%H:%M:%S')} {problem.id}#{index} attempt {attempt + 1}: {e}\n")
                 if not e.retryable or attempt == s.max_retries:
                     tally.failed.append({"problem_id": problem.id, "sample_index": index, "kind": e.kind,

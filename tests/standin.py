@@ -35,6 +35,7 @@ class StandInR1:
         self.retry_after = retry_after
         self.requests: Counter = Counter()
         self.seen_auth: list[str] = []
+        self.log: list[tuple[float, str]] = []  # (time.monotonic(), fault) of each request
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
         outer = self
@@ -70,6 +71,7 @@ class StandInR1:
                 with outer.lock:
                     fault = outer.faults.popleft() if outer.faults else "ok"
                     outer.requests[fault] += 1
+                    outer.log.append((time.monotonic(), fault))
                     outer.seen_auth.append(self.headers.get("Authorization", ""))
                 if fault in ("500", "503"):
                     return self._send(int(fault), b'{"error": "overloaded"}')

@@ -105,16 +105,27 @@ def test_retry_after_is_honoured():
     assert all(0 <= sample.backoff_s(3, plain) <= 4.0 for _ in range(20))  # 0.5 * 2**3, full jitter
 
 
-def test_retry_after_delays_the_retry(tmp_path):
-    with StandInR1(ANSWERS, faults=["429"], retry_after="1") as server:
+def test_retry_after_holds_back_every_worker(tmp_path):
+    """A 429 with Retry-After pauses the whole pool (backpressure), not only the request that got it."""
+    with StandInR1(ANSWERS, faults=["429"], retry_after="1", delay_s=0.05) as server:
         recipe = _recipe(tmp_path, server.url, **{"sampling.n": 1, "sampling.max_concurrent": 1})
         start = time.monotonic()
-        summary = sample.run(recipe, PROBLEMS[:1], tmp_path / "t.jsonl", show_progress=False)
-    assert summary["sampled"] == 1 and time.monotonic() - start >= 1.0  # waited out the server's Retry-After
+        summary = sample.run(recipe, PROBLEMS[:3], tmp_path / "t.jsonl", show_progress=False)
+    assert summary["sampled"] == 3 and time.monotonic() - start >= 1.0  # waited out the server's Retry-After
+    with StandInR1(ANSWERS, faults=["429"], retry_after="1", delay_s=0.1) as server:
+        # Without the pause the 11 other jobs would go out at 0, 0.1, 0.2 and 0.3 s.
+        recipe = _recipe(tmp_path, server.url, **{"sampling.n": 1, "sampling.max_concurrent": 4})
+        sample.run(recipe, PROBLEMS, tmp_path / "t2.jsonl", show_progress=False)
+        assert server.requests["ok"] == 12 and server.requests["429"] == 1
+        t429 = next(t for t, fault in server.log if fault == "429")
+        # Workers that got their answer in the instant before the 429 arrived may send once more;
+        # after that nobody sends until the server's second is over.
+        assert not [t for t, _ in server.log if t429 + 0.25 < t < t429 + 0.95]
+        assert [t for t, _ in server.log if t >= t429 + 0.95]
 
 
 def test_concurrency_is_bounded_and_used(tmp_path):
-    with StandInR1(ANSWERS, delay_s=0.1) as server:
+    with StandInR1(ANSWERS, delay_s=0.2) as server:
         recipe = _recipe(tmp_path, server.url, **{"sampling.max_concurrent": 5})
         summary = sample.run(recipe, PROBLEMS, tmp_path / "t.jsonl", show_progress=False)
     assert summary["sampled"] == 24
