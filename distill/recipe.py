@@ -171,6 +171,9 @@ class TrainCfg(Section):
             raise ValueError(
                 f"learning_rate {self.learning_rate} is far too high for full fine-tuning (use <= 1e-4)"
             )
+        if self.padding_free and not self.packing:
+            raise ValueError("padding_free without packing cannot enforce max_length; set `packing: true` "
+                             "(its default bfd strategy is padding-free)")
         if self.mode == "qlora" and self.accelerate_config in ("zero3", "zero3_offload"):
             raise ValueError("QLoRA with ZeRO-3 needs bnb_4bit_quant_storage; use `ddp` or `zero2` "
                              "(QLoRA fits one GPU; run `distill plan` to check)")

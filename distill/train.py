@@ -206,6 +206,9 @@ def _train(recipe: Recipe, accepted_path: Path, out_dir: Path, resume: bool, cal
               f"train.max_length={t.max_length} (longest {lengths['longest']} tokens) and will be {fate}; "
               f"raise train.max_length or set filter.max_completion_tokens", flush=True)
 
+    # No KV cache in training: with a cache, transformers does not derive the per-example attention
+    # blocks from packed position ids, and sdpa/eager would attend across packed examples.
+    model.config.use_cache = False
     trainer = SFTTrainer(model=model, args=setup.args, processing_class=tok, peft_config=setup.peft_config,
                          train_dataset=Dataset.from_list([{"messages": c} for c in conversations]),
                          callbacks=[_recipe_callback(recipe), *callbacks])
@@ -216,6 +219,7 @@ def _train(recipe: Recipe, accepted_path: Path, out_dir: Path, resume: bool, cal
         print(f"resuming from {last}", flush=True)
     trainer.train(resume_from_checkpoint=last)
 
+    trainer.model.config.use_cache = True  # the saved model generates with a cache again
     tmp = out_dir.parent / (out_dir.name + ".tmp")
     if is_main:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -251,6 +255,7 @@ def _merge_adapter(recipe: Recipe, adapter_dir: Path, dest: Path) -> None:
     base, tok = load_student(recipe, for_training=False,
                              model_kwargs={"dtype": torch.bfloat16 if recipe.train.bf16 else torch.float32})
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.config.use_cache = True
     _set_stop(merged, tok)
     merged.save_pretrained(dest)
     shutil.rmtree(adapter_dir)

@@ -168,3 +168,26 @@ def test_every_recipe_builds_its_trainer_configuration_without_weights(path, tmp
         ds = (yaml.safe_load(resolved.read_text()).get("deepspeed_config") or {}).get("deepspeed_config_file")
         assert ds is None or Path(ds).is_file()
     assert not any(tmp_path.rglob("*.safetensors"))
+
+
+def test_packed_batch_attends_within_each_example_only(tiny_qwen2_dir, tmp_path):
+    """The loss of a packed (bfd, position-id) batch equals the loss of its examples run one by one."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    recipe = _setup(tmp_path, tiny_qwen2_dir, "full", 1e-3, packing=True)
+    setup = train.trainer_setup(recipe, tmp_path / "c")
+    model, tok = train.load_student(recipe, model_kwargs=setup.model_kwargs)
+    model.config.use_cache = False  # as train.run does
+    data = Dataset.from_list([{"messages": train.training_messages(t)} for t in _traces(3)])
+    trainer = SFTTrainer(model=model, args=setup.args, processing_class=tok, train_dataset=data)
+    batch = next(iter(trainer.get_train_dataloader()))
+    pos = batch["position_ids"][0]
+    starts = [i for i in range(len(pos)) if pos[i] == 0] + [len(pos)]
+    assert len(starts) - 1 >= 2  # at least two examples share the row
+    model.train()
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
+        for a, b in zip(starts, starts[1:]):
+            alone = model(input_ids=batch["input_ids"][:, a:b]).logits[0]
+            assert torch.allclose(logits[a:b], alone, atol=1e-4)
