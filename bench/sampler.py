@@ -216,10 +216,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.serve:
         return serve_instant(args.serve)
-    start = time.perf_counter()
+    start, load0 = time.perf_counter(), os.getloadavg()[0]
     bench_llama(args.llama_prompts, args.max_tokens, args.rounds)
     bench_capacity(args.requests)
-    print(f"\n(bench wall time {time.perf_counter() - start:.0f}s)")
+    print(f"\n(bench wall time {time.perf_counter() - start:.0f}s; 1-minute load average {load0:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores: other work on the machine shows here)")
 
 
 if __name__ == "__main__":
