@@ -299,7 +299,7 @@ def main() -> None:
     try:
         app()
     except DistillError as e:
-        err.print(f"error: {e}", style="red", highlight=False, markup=False)
+        err.print(f"error: {e}", style="red", highlight=False, markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted; rerun the same command to resume")
