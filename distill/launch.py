@@ -142,7 +142,7 @@ def launch(recipe: Recipe, accepted: Path, out_dir: Path, plan: LaunchPlan) -> d
     summary_file = out_dir.parent / "train_summary.json"
     if plan.machine_rank == 0:  # only the first node's rank 0 writes it (others may share the filesystem)
         summary_file.unlink(missing_ok=True)
-    proc = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
     if proc.returncode != 0:
         raise DistillError(f"`accelerate launch` exited with {proc.returncode}; see the worker output above. "
                            f"Rerun the same command to resume from the last checkpoint in {out_dir}-checkpoints")

@@ -34,27 +34,27 @@ OVERHEAD = 1 * GIB
 # Published config.json values of the recipes' students (and of the models the published memory
 # tables were measured on), so `plan` works without downloading anything. Local folders are read.
 PUBLISHED_CONFIGS = {
-    "Qwen/Qwen2.5-Math-1.5B": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                                   num_attention_heads=12, num_key_value_heads=2, vocab_size=151936,
-                                   tie_word_embeddings=True),
-    "Qwen/Qwen2.5-Math-7B": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                                 num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
-                                 tie_word_embeddings=False),
-    "Qwen/Qwen2.5-7B": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                            num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
-                            tie_word_embeddings=False),
-    "Qwen/Qwen2.5-14B": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=48,
-                             num_attention_heads=40, num_key_value_heads=8, vocab_size=152064,
-                             tie_word_embeddings=False),
-    "meta-llama/Llama-3.1-8B": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                                    num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
-                                    tie_word_embeddings=False),
-    "meta-llama/Llama-2-7b-hf": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                                     num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
-                                     tie_word_embeddings=False),
-    "HuggingFaceTB/SmolLM2-135M-Instruct": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                                                num_attention_heads=9, num_key_value_heads=3, vocab_size=49152,
-                                                tie_word_embeddings=True),
+    "Qwen/Qwen2.5-Math-1.5B": {"hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+                                   "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936,
+                                   "tie_word_embeddings": True},
+    "Qwen/Qwen2.5-Math-7B": {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                                 "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,
+                                 "tie_word_embeddings": False},
+    "Qwen/Qwen2.5-7B": {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                            "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,
+                            "tie_word_embeddings": False},
+    "Qwen/Qwen2.5-14B": {"hidden_size": 5120, "intermediate_size": 13824, "num_hidden_layers": 48,
+                             "num_attention_heads": 40, "num_key_value_heads": 8, "vocab_size": 152064,
+                             "tie_word_embeddings": False},
+    "meta-llama/Llama-3.1-8B": {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                                    "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+                                    "tie_word_embeddings": False},
+    "meta-llama/Llama-2-7b-hf": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                                     "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000,
+                                     "tie_word_embeddings": False},
+    "HuggingFaceTB/SmolLM2-135M-Instruct": {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                                                "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
+                                                "tie_word_embeddings": True},
 }
 PUBLISHED_CONFIGS["embedded:smollm2-135m-instruct"] = PUBLISHED_CONFIGS["HuggingFaceTB/SmolLM2-135M-Instruct"]
 H100_BF16_FLOPS = 989e12  # dense bf16 peak of an H100 SXM
@@ -242,14 +242,14 @@ def _suggest(total, t, budget: float, gpus: int, global_batch: int, stage: int) 
 
 def render(plan: Plan) -> str:
     rows = [
-        f"{plan.model}: {plan.params / 1e9:.2f}B parameters, mode {plan.mode}, {plan.gpus} GPU(s) x "
-        f"{plan.gpu_mem_gib:g} GiB, ZeRO stage {plan.zero_stage}{' + offload' if plan.offload else ''}",
+        (f"{plan.model}: {plan.params / 1e9:.2f}B parameters, mode {plan.mode}, {plan.gpus} GPU(s) x "
+         f"{plan.gpu_mem_gib:g} GiB, ZeRO stage {plan.zero_stage}{' + offload' if plan.offload else ''}"),
         f"  micro batch {plan.micro_batch} x {plan.seq} tokens, per GPU:",
         f"  weights     {plan.weights_gib:8.1f} GiB",
         f"  gradients   {plan.gradients_gib:8.1f} GiB",
         f"  optimizer   {plan.optimizer_gib:8.1f} GiB",
-        f"  activations {plan.activations_gib:8.1f} GiB with checkpointing, "
-        f"{plan.activations_no_checkpointing_gib:.1f} GiB without",
+        (f"  activations {plan.activations_gib:8.1f} GiB with checkpointing, "
+         f"{plan.activations_no_checkpointing_gib:.1f} GiB without"),
         f"  overhead    {plan.overhead_gib:8.1f} GiB (CUDA context, fragmentation)",
         f"  total       {plan.total_gib:8.1f} GiB -> {'fits' if plan.fits else 'DOES NOT FIT'}",
         f"  {plan.suggestion}",

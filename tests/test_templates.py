@@ -13,7 +13,7 @@ from conftest import _tiny
 
 from distill import train
 from distill.recipe import load_recipe
-from distill.records import Trace, write_jsonl
+from distill.records import Trace
 from distill.templates import apply_to, chat_template, inference_template, style_for
 
 RECIPE = """

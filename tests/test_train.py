@@ -2,7 +2,9 @@
 the loss and change the weights, a run interrupted after a checkpoint resumes to the same end, every
 checkpoint carries the recipe, and the final folder loads with from_pretrained and generates."""
 
+import itertools
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -125,7 +127,7 @@ def test_run_interrupted_after_a_checkpoint_resumes_to_the_same_end(tiny_qwen2_d
                 raise _Interrupt  # as a kill would, mid-run after checkpoint-3 was written
 
     class CountSteps(TrainerCallback):
-        steps: list = []
+        steps: ClassVar[list] = []
 
         def on_step_end(self, args, state, control, **kwargs):
             self.steps.append(state.global_step)
@@ -188,6 +190,6 @@ def test_packed_batch_attends_within_each_example_only(tiny_qwen2_dir, tmp_path)
     model.train()
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
-        for a, b in zip(starts, starts[1:]):
+        for a, b in itertools.pairwise(starts):
             alone = model(input_ids=batch["input_ids"][:, a:b]).logits[0]
             assert torch.allclose(logits[a:b], alone, atol=1e-4)
