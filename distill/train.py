@@ -273,6 +273,14 @@ def _fix_generation_config(folder: Path, tok) -> None:
 
 
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    """The newest complete checkpoint. SaveRecipe writes recipe.yaml in on_save, after the Trainer has
+    written everything else, so a folder without it was torn by a kill mid-save and is skipped."""
+    if not ckpt_dir.is_dir():
+        return None
+    found = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()),
+                   key=lambda p: int(p.name.removeprefix("checkpoint-")), reverse=True)
+    for folder in found:
+        if (folder / "recipe.yaml").is_file() and (folder / "trainer_state.json").is_file():
+            return str(folder)
+        print(f"warning: skipping incomplete checkpoint {folder} (the run was killed while saving it)", flush=True)
+    return None
