@@ -73,7 +73,8 @@ def logit_parity(model, tok, llm, prompts: list[str] | None = None) -> dict:
         max_diff = max(max_diff, float(np.abs(hf - gg).max()))
         scale = max(scale, float(np.abs(hf).max()))
     return {"top1_agreement": round(agree / max(total, 1), 4), "max_abs_diff": round(max_diff, 4),
-            "max_abs_logit": round(scale, 3), "positions": total}
+            "max_abs_logit": round(scale, 3), "positions": total,
+            "hf_dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
 
 
 def perplexity(llm, texts: list[str], max_tokens: int = 4096) -> dict:
@@ -103,5 +104,9 @@ def load_hf(model_dir: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    # fp32 is the reference for small students; past ~2B parameters (8 GB of fp32) bf16 keeps the
+    # check within a laptop's memory, at the price of a looser max |Δlogit|.
+    weights = sum(f.stat().st_size for f in Path(model_dir).glob("*.safetensors"))
+    dtype = torch.float32 if weights < 8e9 else torch.bfloat16
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).eval()
     return model, tok
