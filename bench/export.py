@@ -57,19 +57,36 @@ def prompt_speed(path: Path, threads: int, n_batch: int, n: int = 256) -> float:
     return rate
 
 
+def r1_texts(model_dir: Path, n: int = 48) -> list[str]:
+    """Held-out R1-form conversations for perplexity: train-split problems with a short worked
+    trace and the boxed gold answer, rendered through the student's chat template."""
+    from transformers import AutoTokenizer
+
+    from distill.prompts import student_messages
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    out = []
+    for p in load_split(PROBLEMS, "train", n):
+        trace = f"<think>\n{p.problem} Working it out gives {p.answer}.\n</think>\n\nThe answer is \\boxed{{{p.answer}}}."
+        out.append(tok.apply_chat_template(student_messages(p.problem) + [{"role": "assistant", "content": trace}],
+                                           tokenize=False))
+    return out
+
+
 def main() -> None:
     start = time.monotonic()
     model_dir = Path(hf_folder("embedded:smollm2-135m-instruct"))
-    problems = load_split(PROBLEMS, "eval", 8)
+    problems = load_split(PROBLEMS, "eval", 6)
     cfg = EvalCfg(problems=str(PROBLEMS), max_tokens=48, temperature=0.0)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "smol"
         manifest = export.run(model_dir, out, "smol", QUANTS, base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
-                              recipe_name="bench", recipe_sha256="0" * 64, eval_problems=problems, eval_cfg=cfg)
+                              recipe_name="bench", recipe_sha256="0" * 64, texts=r1_texts(model_dir),
+                              eval_problems=problems, eval_cfg=cfg)
         files = {e["quant"]: e for e in manifest["files"]}
         f16 = files["F16"]
         print(f"\nSmolLM2-135M-Instruct export ladder ({os.cpu_count()} cores, shared machine; "
-              f"perplexity on {manifest['perplexity_texts']} R1-form texts, pass@1 on {len(problems)} eval problems, "
+              f"perplexity on {manifest['perplexity_texts']} R1-form conversations ({f16['tokens']} tokens), pass@1 on {len(problems)} eval problems, "
               "greedy, 48 tokens)")
         print(f"{'quant':8} {'MiB':>7} {'bpw':>5} {'ppl':>8} {'ppl/F16':>8} {'pass@1':>7} {'tok/s':>6} {'vs F16':>7} "
               f"{'fallback':>9}  tensor types")
