@@ -105,9 +105,12 @@ def forced_generations(backend: Backend, conversations: list[list[dict]], budget
     answers = backend.complete([p + t.text + FORCE_CLOSE for p, t in zip(prompts, thoughts)], answer_tokens)
     out = []
     for t, a in zip(thoughts, answers):
-        n_think = min(backend.count_tokens(t.text), budget)
+        forced = t.tokens >= budget
+        # Cut at the budget: exactly `budget` tokens; stopped early: the thinking text re-tokenized (the
+        # count the backend gives then includes the "</think>" it stopped on).
+        n_think = budget if forced else min(backend.count_tokens(t.text), budget)
         out.append({"text": THINK_OPEN + "\n" + t.text + FORCE_CLOSE + a.text, "tokens": t.tokens + a.tokens,
-                    "thinking_tokens": n_think, "forced": t.tokens >= budget})
+                    "thinking_tokens": n_think, "forced": forced})
     return out
 
 
