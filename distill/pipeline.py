@@ -146,7 +146,8 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     stage("train", key_of(recipe.resolved()["student"], recipe.resolved()["train"],
                           file_sha(filter_dir / "accepted.jsonl")), do_train)
 
-    template = chat_template(_style(recipe), recipe.student.prefill_think)
+    # The student's tokenizer is read only when eval is in range: `distill sample` must not need it.
+    template = chat_template(_style(recipe), recipe.student.prefill_think) if STAGES.index("eval") <= last else None
 
     def do_eval():
         from distill.benchmarks import load_benchmark
