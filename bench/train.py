@@ -106,7 +106,7 @@ def main() -> None:
         for mode in ("padding", "packing"):
             proc = subprocess.run([sys.executable, __file__, "--mode", str(workdir), mode],
                                   capture_output=True, text=True, cwd=workdir, check=False)
-            line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if proc.returncode != 0 or line is None:
                 sys.exit(f"{mode} run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
             results.append(json.loads(line.removeprefix("RESULT ")))

@@ -26,7 +26,9 @@ def _math500(row: dict, i: int) -> Problem:
 def _aime(year: int) -> Callable[[dict, int], Problem]:
     def to_problem(row: dict, i: int) -> Problem:
         # Some mirrors capitalise the columns (Problem/Answer/ID); accept both.
-        get = lambda k: row.get(k, row.get(k.capitalize(), row.get(k.upper())))
+        def get(k: str):
+            return row.get(k, row.get(k.capitalize(), row.get(k.upper())))
+
         return Problem(id=f"aime{year % 100}-{get('id') if get('id') is not None else i}", problem=get("problem"),
                        answer=str(get("answer")).strip(), source=f"AIME {year}", split="eval")
     return to_problem

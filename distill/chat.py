@@ -11,8 +11,8 @@ the model answer; `min_think` extends thinking that ends early by replacing its 
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from distill.prompts import THINK_CLOSE, THINK_OPEN, user_prompt
 

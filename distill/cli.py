@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -46,9 +45,9 @@ def validate(recipes: list[Path] = typer.Argument(..., help="Recipe YAML files."
 
 
 @app.command()
-def run(recipe: Path, set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
-        from_stage: Optional[str] = typer.Option(None, "--from", help="Rerun from this stage on."),
-        to_stage: Optional[str] = typer.Option(None, "--to", help="Stop after this stage.")) -> None:
+def run(recipe: Path, set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+        from_stage: str | None = typer.Option(None, "--from", help="Rerun from this stage on."),
+        to_stage: str | None = typer.Option(None, "--to", help="Stop after this stage.")) -> None:
     """The whole factory: problems -> sample -> filter -> train -> eval -> export.
     Stages whose inputs and settings did not change are skipped."""
     from distill import pipeline
@@ -57,7 +56,7 @@ def run(recipe: Path, set_: Optional[list[str]] = typer.Option(None, "--set", he
 
 
 @app.command("sample")
-def sample_cmd(recipe: Path, set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP)) -> None:
+def sample_cmd(recipe: Path, set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP)) -> None:
     """Teacher traces into data/runs/<recipe>/traces.jsonl (resumable: rerun to continue)."""
     from distill import pipeline
 
@@ -66,9 +65,9 @@ def sample_cmd(recipe: Path, set_: Optional[list[str]] = typer.Option(None, "--s
 
 @app.command("filter")
 def filter_cmd(traces: Path, out: Path = typer.Option(..., "--out", help="Output folder."),
-               recipe: Optional[Path] = typer.Option(None, help="Take filter settings from this recipe."),
-               set_: Optional[list[str]] = typer.Option(None, "--set", help="filter.KEY=VALUE (needs --recipe)"),
-               workers: Optional[int] = typer.Option(None, min=1, help="Judging processes (default: all cores)."),
+               recipe: Path | None = typer.Option(None, help="Take filter settings from this recipe."),
+               set_: list[str] | None = typer.Option(None, "--set", help="filter.KEY=VALUE (needs --recipe)"),
+               workers: int | None = typer.Option(None, min=1, help="Judging processes (default: all cores)."),
                ) -> None:
     """Judge traces: writes OUT/accepted.jsonl, OUT/rejected.jsonl, OUT/report.json, report.md and plots."""
     from distill import filter as trace_filter
@@ -88,8 +87,8 @@ def filter_cmd(traces: Path, out: Path = typer.Option(..., "--out", help="Output
 
 
 @app.command("train")
-def train_cmd(recipe: Path, set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
-              traces: Optional[Path] = typer.Option(None, help="Accepted traces (default: the run's filter output)."),
+def train_cmd(recipe: Path, set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+              traces: Path | None = typer.Option(None, help="Accepted traces (default: the run's filter output)."),
               fresh: bool = typer.Option(False, "--fresh", help="Ignore existing checkpoints instead of resuming.")) -> None:
     """SFT of the student on the run's accepted traces (data/runs/<recipe>/filter/accepted.jsonl).
 
@@ -109,7 +108,7 @@ def train_cmd(recipe: Path, set_: Optional[list[str]] = typer.Option(None, "--se
 @app.command("plan")
 def plan_cmd(recipe: Path, gpus: int = typer.Option(1, "--gpus", help="GPUs (data-parallel processes) in all."),
              gpu_mem: float = typer.Option(80.0, "--gpu-mem", help="Memory of one GPU in GiB."),
-             set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+             set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
              as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
     """Memory per GPU (weights, gradients, optimizer, activations) for a training recipe: fits or not,
     and a batch/accumulation that does. Reads a local model's config.json, or the published configs."""
@@ -126,24 +125,24 @@ def plan_cmd(recipe: Path, gpus: int = typer.Option(1, "--gpus", help="GPUs (dat
 @app.command("eval")
 def eval_cmd(model: str = typer.Argument(..., help="HF folder, .gguf file, embedded:NAME or an OpenAI-compatible "
                                                    "base URL (http://host:port/v1)."),
-             problems: Optional[Path] = typer.Option(None, help="Problems JSONL."),
-             benchmark: Optional[str] = typer.Option(None, help="math500, aime24, aime25, gpqa_diamond, gsm8k "
+             problems: Path | None = typer.Option(None, help="Problems JSONL."),
+             benchmark: str | None = typer.Option(None, help="math500, aime24, aime25, gpqa_diamond, gsm8k "
                                                                 "(NAME@DIR: a local copy in the hub layout)."),
              split: str = typer.Option("eval", help="train, eval or all (with --problems)."),
-             limit: Optional[int] = typer.Option(None, help="First N problems."),
+             limit: int | None = typer.Option(None, help="First N problems."),
              n: int = typer.Option(1, help="Samples per problem (pass@1 is averaged)."),
-             pass_k: Optional[list[int]] = typer.Option(None, "--pass-k", help="Also unbiased pass@k (repeatable)."),
+             pass_k: list[int] | None = typer.Option(None, "--pass-k", help="Also unbiased pass@k (repeatable)."),
              temperature: float = typer.Option(0.6), top_p: float = typer.Option(0.95),
              max_tokens: int = typer.Option(1024), batch_size: int = typer.Option(16),
              seed: int = typer.Option(0),
-             think_budget: Optional[list[int]] = typer.Option(
+             think_budget: list[int] | None = typer.Option(
                  None, "--think-budget", help="Accuracy at this thinking budget, by budget forcing (repeatable)."),
              answer_tokens: int = typer.Option(256, help="Answer tokens after a forced </think>."),
              served_model: str = typer.Option("default", help="Endpoint: the served model name."),
-             api_key_env: Optional[str] = typer.Option(None, help="Endpoint: env var holding the API key."),
-             tokenizer: Optional[str] = typer.Option(None, help="Endpoint: HF folder whose chat template "
+             api_key_env: str | None = typer.Option(None, help="Endpoint: env var holding the API key."),
+             tokenizer: str | None = typer.Option(None, help="Endpoint: HF folder whose chat template "
                                                                "budget forcing renders."),
-             out: Optional[Path] = typer.Option(None, help="Per-sample results JSONL (summary beside it).")) -> None:
+             out: Path | None = typer.Option(None, help="Per-sample results JSONL (summary beside it).")) -> None:
     """pass@1 (and pass@k, and the thinking-budget curve) of a model, with the filter's verifier."""
     from pydantic import ValidationError
     from rich.table import Table
@@ -215,10 +214,10 @@ def compare_cmd(run_a: str = typer.Argument(..., help="A run folder (data/runs/<
 
 @app.command("export")
 def export_cmd(target: Path = typer.Argument(..., help="A recipe YAML, a trained student folder or a PEFT adapter folder."),
-               name: Optional[str] = typer.Option(None, help="Export name (folder export/<name>)."),
-               quant: Optional[list[str]] = typer.Option(None, help="Quants besides F16 (repeatable)."),
+               name: str | None = typer.Option(None, help="Export name (folder export/<name>)."),
+               quant: list[str] | None = typer.Option(None, help="Quants besides F16 (repeatable)."),
                license: str = typer.Option("apache-2.0", help="general.license and the card's license."),
-               base_model: Optional[str] = typer.Option(None, help="general.base_models (default: the folder).")
+               base_model: str | None = typer.Option(None, help="general.base_models (default: the folder).")
                ) -> None:
     """GGUF F16 + quant ladder into export/<name>/, each file proven (tokenization, logits, perplexity,
     size, tokens/s) in manifest.json and the model card, with an Ollama Modelfile."""
@@ -248,9 +247,9 @@ def export_cmd(target: Path = typer.Argument(..., help="A recipe YAML, a trained
 def chat(gguf: Path = typer.Argument(..., help="An exported .gguf file."),
          show_thinking: bool = typer.Option(True, "--show-thinking/--hide-thinking",
                                             help="Stream the <think> part, or show only 'thought for N tokens'."),
-         think_budget: Optional[int] = typer.Option(None, min=1, help="Close the thinking after N tokens and answer."),
+         think_budget: int | None = typer.Option(None, min=1, help="Close the thinking after N tokens and answer."),
          min_think: int = typer.Option(0, min=0, help="Thinking shorter than N tokens is extended with 'Wait' (s1)."),
-         prompt: Optional[str] = typer.Option(None, "-p", "--prompt", help="Ask one question and exit."),
+         prompt: str | None = typer.Option(None, "-p", "--prompt", help="Ask one question and exit."),
          max_tokens: int = typer.Option(1024), temperature: float = typer.Option(0.6)) -> None:
     """Chat with an exported student through llama.cpp, streaming."""
     from distill import chat as chat_mod
@@ -263,8 +262,8 @@ def chat(gguf: Path = typer.Argument(..., help="An exported .gguf file."),
 @app.command()
 def pull(source: str = typer.Argument(..., help="http(s) URL of an export folder, a local export folder, or ORG/REPO."),
          quant: str = typer.Option("Q4_K_M", help="Which file of the export to fetch."),
-         out: Optional[Path] = typer.Option(None, help="Target folder (default: models/<export name>)."),
-         revision: Optional[str] = typer.Option(None, help="Hub revision (branch, tag or commit).")) -> None:
+         out: Path | None = typer.Option(None, help="Target folder (default: models/<export name>)."),
+         revision: str | None = typer.Option(None, help="Hub revision (branch, tag or commit).")) -> None:
     """Download one quant of an exported student (manifest first; resumes; checks sha256)."""
     from distill.pull import pull as pull_fn
 
@@ -275,7 +274,7 @@ def pull(source: str = typer.Argument(..., help="http(s) URL of an export folder
 
 @app.command()
 def publish(target: Path = typer.Argument(..., help="An export folder (export/<name>/) or its recipe YAML."),
-            repo: Optional[str] = typer.Option(None, help="Hub model repo ORG/REPO (default: the recipe's export.hub_repo)."),
+            repo: str | None = typer.Option(None, help="Hub model repo ORG/REPO (default: the recipe's export.hub_repo)."),
             public: bool = typer.Option(False, "--public", help="Create the repo public (default private)."),
             dry_run: bool = typer.Option(False, "--dry-run", help="Verify and list the files, upload nothing.")) -> None:
     """Upload an export folder to a Hugging Face hub repo (GGUFs verified against the manifest first)."""

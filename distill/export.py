@@ -13,7 +13,6 @@ held-out text, pass@1 on eval problems, size, bits per weight and tokens/s; the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -28,7 +27,7 @@ from rich.progress import Progress
 from distill.assets import ensure_converter
 from distill.errors import DistillError
 from distill.quants import quantize, tensor_census
-from distill.records import read_json, write_json, write_text
+from distill.records import read_json, sha256_file, write_json, write_text
 from distill.templates import inference_template
 
 SMOKE_QUESTION = "What is 12 + 30?"
@@ -78,14 +77,6 @@ _PRE_REGEXES = {
     "qwen2": r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
     "llama-bpe": r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
 }
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def merge_adapter(adapter_dir: Path, dest: Path) -> Path:

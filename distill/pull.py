@@ -10,7 +10,6 @@ are plain names inside the target folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from distill.errors import DistillError
+from distill.records import sha256_file
 
 MAX_MANIFEST_BYTES = 4 << 20
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -50,16 +50,8 @@ def choose(manifest: dict, quant: str, dest: Path) -> tuple[dict, Path]:
     return entry, safe_name(entry["file"], dest)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _verify(part: Path, target: Path, entry: dict) -> Path:
-    got = _sha256(part)
+    got = sha256_file(part)
     if got != entry["sha256"]:
         part.unlink(missing_ok=True)
         raise DistillError(f"{entry['file']} is corrupted: sha256 {got[:16]}… does not match the manifest's "
@@ -117,7 +109,7 @@ def _from_http(base: str, dest: Path, quant: str) -> tuple[dict, Path]:
     with httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0, read=120.0)) as client:
         manifest = _http_get_json(client, f"{base}/manifest.json")
         entry, target = choose(manifest, quant, dest)
-        if target.exists() and _sha256(target) == entry["sha256"]:
+        if target.exists() and sha256_file(target) == entry["sha256"]:
             return manifest, target
         part = target.with_name(target.name + ".part")
         _http_download(client, f"{base}/{entry['file']}", part, entry.get("bytes"))

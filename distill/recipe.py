@@ -60,7 +60,7 @@ class TeacherCfg(Section):
     price_per_million_output: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
-    def _backend_fields(self) -> "TeacherCfg":
+    def _backend_fields(self) -> TeacherCfg:
         if self.backend == "openai" and not self.base_urls:
             raise ValueError("backend `openai` needs `teacher.base_urls` (e.g. [http://127.0.0.1:8000/v1])")
         if self.base_urls and self.backend != "openai":
@@ -166,7 +166,7 @@ class TrainCfg(Section):
     num_processes: int | None = Field(None, ge=1)  # per node; None: the visible GPUs (1 on CPU)
 
     @model_validator(mode="after")
-    def _mode_fields(self) -> "TrainCfg":
+    def _mode_fields(self) -> TrainCfg:
         if self.mode == "full" and self.learning_rate > 1e-3:
             raise ValueError(
                 f"learning_rate {self.learning_rate} is far too high for full fine-tuning (use <= 1e-4)"

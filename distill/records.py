@@ -9,12 +9,14 @@ reason instead of crashing; appends repair a torn tail first; whole-file writes 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -43,7 +45,7 @@ class Problem(BaseModel):
     split: Literal["train", "eval"] | None = None
 
     @model_validator(mode="after")
-    def _domain_fields(self) -> "Problem":
+    def _domain_fields(self) -> Problem:
         if self.domain == "code" and not self.tests:
             raise ValueError("a code problem needs `tests`")
         if self.domain == "choice" and not self.choices:
@@ -182,7 +184,7 @@ class JsonlAppender:
         self._n = 0
         self._f = None
 
-    def __enter__(self) -> "JsonlAppender":
+    def __enter__(self) -> JsonlAppender:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         repair_tail(self.path)
         self._f = open(self.path, "ab")
@@ -238,6 +240,15 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def write_text(path: str | Path, text: str) -> None:
     _atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (GGUF files are gigabytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_json(path: str | Path) -> Any:

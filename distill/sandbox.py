@@ -246,7 +246,9 @@ def run_program(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimit
 
 def _same_output(got: str, want: str) -> bool:
     """Outputs match up to trailing whitespace on each line and trailing blank lines."""
-    norm = lambda s: "\n".join(line.rstrip() for line in s.strip("\n").splitlines()).strip()
+    def norm(s: str) -> str:
+        return "\n".join(line.rstrip() for line in s.strip("\n").splitlines()).strip()
+
     return norm(got) == norm(want)
 
 

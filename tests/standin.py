@@ -111,7 +111,7 @@ class StandInR1:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def __enter__(self) -> "StandInR1":
+    def __enter__(self) -> StandInR1:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

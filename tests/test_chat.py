@@ -19,9 +19,8 @@ def _bigram_student(dest):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from distill.templates import apply_to
-
     from distill.assets import llama3_tokenizer_dir
+    from distill.templates import apply_to
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(llama3_tokenizer_dir())

@@ -3,8 +3,16 @@ import json
 import pytest
 
 from distill.errors import DistillError
-from distill.records import (BadLine, JsonlAppender, Problem, Trace, load_problems, read_records, repair_tail,
-                             write_jsonl)
+from distill.records import (
+    BadLine,
+    JsonlAppender,
+    Problem,
+    Trace,
+    load_problems,
+    read_records,
+    repair_tail,
+    write_jsonl,
+)
 
 
 def _trace(i: int) -> dict:

@@ -46,7 +46,7 @@ class TeacherError(Exception):
 class Teacher:
     name: str = "teacher"
 
-    def __enter__(self) -> "Teacher":
+    def __enter__(self) -> Teacher:
         return self
 
     def __exit__(self, *exc) -> None:

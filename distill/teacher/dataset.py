@@ -143,7 +143,7 @@ def load_rows(ref: str, split: str = "train", config: str | None = None):
         return datasets.load_dataset(ref, config, split=split, streaming=True)
     except Exception as e:  # no hub, unknown name, gated set: say what to do
         raise DistillError(f"could not open hub dataset {ref} ({type(e).__name__}); check the name, "
-                           "your network and HF_TOKEN, or download it and point `teacher.model` at the folder")
+                           "your network and HF_TOKEN, or download it and point `teacher.model` at the folder") from e
 
 
 class DatasetTeacher(Teacher):

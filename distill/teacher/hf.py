@@ -29,7 +29,7 @@ class HFTeacher(Teacher):
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
 
-    def __enter__(self) -> "HFTeacher":
+    def __enter__(self) -> HFTeacher:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

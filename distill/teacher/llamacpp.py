@@ -44,7 +44,7 @@ class LlamaCppServer:
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "LlamaCppServer":
+    def __enter__(self) -> LlamaCppServer:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
                "--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port),
                "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads)]
@@ -91,7 +91,7 @@ class LlamaCppTeacher(OpenAITeacher):
         self.server = LlamaCppServer(gguf, model, n_ctx, n_threads, log_path)
         super().__init__(model, [self.server.url])
 
-    def __enter__(self) -> "LlamaCppTeacher":
+    def __enter__(self) -> LlamaCppTeacher:
         self.server.__enter__()
         return self
 
@@ -110,7 +110,7 @@ class InProcessLlamaTeacher(Teacher):
         self.llm = None
         self._lock = None
 
-    def __enter__(self) -> "InProcessLlamaTeacher":
+    def __enter__(self) -> InProcessLlamaTeacher:
         from distill.llama import load_gguf
 
         self.llm = load_gguf(self.gguf, n_ctx=self.n_ctx, n_threads=self.n_threads)
