@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 from distill.errors import DistillError
-from distill.pull import _sha256, safe_name
+from distill.pull import safe_name
+from distill.records import sha256_file
 
 SIDE_FILES = ("manifest.json", "README.md", "Modelfile")
 
@@ -31,7 +32,7 @@ def upload_plan(export_dir: Path) -> list[dict]:
         path = safe_name(entry.get("file"), export_dir)
         if not path.exists():
             raise DistillError(f"{path} is listed in the manifest but missing; re-run `distill export`")
-        if _sha256(path) != entry.get("sha256"):
+        if sha256_file(path) != entry.get("sha256"):
             raise DistillError(f"{path} does not match its manifest sha256; re-run `distill export` before publishing")
         plan.append({"file": path.name, "bytes": path.stat().st_size, "quant": entry.get("quant")})
     for name in SIDE_FILES:
