@@ -62,6 +62,12 @@ def tiny_llama_dir(tmp_path_factory, smol_hf_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory, smol_hf_dir) -> Path:
+    """A 2-layer Qwen2 (the Qwen2.5 students' architecture) with SmolLM2's real ChatML tokenizer."""
+    return _tiny(tmp_path_factory.mktemp("tiny-qwen2"), "qwen2", smol_hf_dir, "chatml")
+
+
+@pytest.fixture(scope="session")
 def llama_server(smol_gguf, tmp_path_factory):
     """llama.cpp's OpenAI-compatible server on 127.0.0.1 serving the embedded SmolLM2."""
     from distill.teacher.llamacpp import LlamaCppServer

@@ -9,35 +9,15 @@ import pytest
 from distill import export
 
 
-def _tiny_qwen2(dest: Path, tokenizer_dir: Path) -> Path:
-    """A 2-layer Qwen2 saved with SmolLM2's real tokenizer (ChatML)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from distill.templates import apply_to
-
-    torch.manual_seed(1)
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    apply_to(tok, "chatml", prefill_think=True)
-    config = AutoConfig.for_model(
-        "qwen2", vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.save_pretrained(dest)
-    tok.save_pretrained(dest)
-    return dest
-
-
 @pytest.fixture(scope="module")
-def qwen2_adapter(smol_hf_dir, tmp_path_factory):
+def qwen2_adapter(tiny_qwen2_dir, tmp_path_factory):
     """A LoRA adapter (non-zero B, so merging changes the weights) on a tiny Qwen2 base."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     root = tmp_path_factory.mktemp("qwen2")
-    base_dir = _tiny_qwen2(root / "base", smol_hf_dir)
+    base_dir = tiny_qwen2_dir
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                                                  task_type="CAUSAL_LM"))

@@ -39,10 +39,6 @@ def llama3_tokenizer_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "tokenizer"
 
 
-@pytest.fixture(scope="session")
-def tiny_qwen2_dir(tmp_path_factory, smol_hf_dir) -> Path:
-    """A 2-layer Qwen2 (the architecture of the Qwen2.5 students) with a real ChatML tokenizer."""
-    return _tiny(tmp_path_factory.mktemp("tiny-qwen2"), "qwen2", smol_hf_dir, "chatml")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from typing import ClassVar
 
 import pytest
 import torch
-from conftest import _tiny
 from safetensors.torch import load_file
 
 from distill import train
@@ -27,10 +26,6 @@ eval: {{problems: p.jsonl}}
 RECIPES = sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml"))
 
 
-@pytest.fixture(scope="session")
-def tiny_qwen2_dir(tmp_path_factory, smol_hf_dir) -> Path:
-    """A 2-layer Qwen2 (the Qwen2.5 students' architecture) with SmolLM2's real ChatML tokenizer."""
-    return _tiny(tmp_path_factory.mktemp("tiny-qwen2"), "qwen2", smol_hf_dir, "chatml")
 
 
 def _traces(n=8):

@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from conftest import _tiny
 from safetensors.torch import load_file
 
 from distill import train
@@ -27,9 +24,6 @@ eval: {{problems: p.jsonl}}
 """
 
 
-@pytest.fixture(scope="module")
-def tiny_qwen2_dir(tmp_path_factory, smol_hf_dir) -> Path:
-    return _tiny(tmp_path_factory.mktemp("tiny-qwen2-ds"), "qwen2", smol_hf_dir, "chatml")
 
 
 @pytest.mark.parametrize("zero", ["zero2", "zero3"])
