@@ -27,7 +27,7 @@ from rich.progress import Progress
 from distill.assets import ensure_converter
 from distill.errors import DistillError
 from distill.quants import quantize, tensor_census
-from distill.records import read_json, sha256_file, write_json, write_text
+from distill.records import sha256_file, write_json, write_text
 from distill.templates import inference_template
 
 SMOKE_QUESTION = "What is 12 + 30?"
@@ -364,7 +364,3 @@ split; fallback = tensors llama.cpp stored in another type because their rows do
 - LM Studio: load the `.gguf`; the embedded template is used as is. Set temperature 0.6 and keep
   `<think>` visible or collapse it in the UI's reasoning settings.
 """
-
-
-def read_manifest(out_dir: Path) -> dict:
-    return read_json(Path(out_dir) / "manifest.json")
