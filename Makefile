@@ -25,7 +25,7 @@ test: setup
 	$(PY) -m pytest -q
 
 test-slow: setup
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m "not gpu"  # the whole suite, slow tests included
 
 bench: setup
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

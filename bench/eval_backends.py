@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from distill import evaluate
-from distill.evaluators import open_backend
-from distill.problems import generate_bundled
+from distill.evaluate import harness as evaluate
+from distill.evaluate.backends import open_backend
+from distill.problems.bundled import generate_bundled
 from distill.recipe import EvalCfg
 
 MODEL = "embedded:smollm2-135m-instruct"

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from distill import export  # noqa: E402
 from distill.assets import hf_folder  # noqa: E402
-from distill.problems import load_split  # noqa: E402
+from distill.problems.bundled import load_split  # noqa: E402
 from distill.recipe import EvalCfg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ PROBLEMS = ROOT / "data/problems/arithmetic.jsonl"
 
 def gen_speed(path: Path, threads: int, n: int = 64) -> float:
     """Greedy decode tokens/s (after a warm-up) with `threads` threads."""
-    from distill.llama import load_gguf
+    from distill.llamacpp import load_gguf
 
     llm = load_gguf(path, n_ctx=512, n_threads=threads)
     prompt = "<|im_start|>user\nWhat is 12 + 30?<|im_end|>\n<|im_start|>assistant\n"
@@ -44,7 +44,7 @@ def gen_speed(path: Path, threads: int, n: int = 64) -> float:
 
 def prompt_speed(path: Path, threads: int, n_batch: int, n: int = 256) -> float:
     """Prompt processing tokens/s: `n` tokens evaluated in batches of `n_batch`."""
-    from distill.llama import load_gguf
+    from distill.llamacpp import load_gguf
 
     llm = load_gguf(path, n_ctx=512, n_threads=threads, n_batch=n_batch)
     ids = llm.tokenize(("The quick brown fox jumps over the lazy dog. " * 40).encode())[:n]
@@ -62,7 +62,7 @@ def r1_texts(model_dir: Path, n: int = 48) -> list[str]:
     trace and the boxed gold answer, rendered through the student's chat template."""
     from transformers import AutoTokenizer
 
-    from distill.prompts import student_messages
+    from distill.r1 import student_messages
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     out = []

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from distill import filter as trace_filter
+from distill.filter import judging as trace_filter
 from distill.recipe import FilterCfg
 
 NAMES = ["Mia", "Ravi", "Sofia", "Kenji", "Amara", "Lucas", "Ines", "Omar"]

@@ -94,10 +94,10 @@ def bench_llama(prompts: int, max_tokens: int, rounds: int) -> None:
     requests taking 1 s or 26 s depending on what else ran), one thread keeps the figures comparable."""
     import httpx
 
-    from distill import sample
     from distill.assets import embedded_gguf
-    from distill.prompts import teacher_messages
-    from distill.teacher.llamacpp import LlamaCppServer
+    from distill.sample import sampler as sample
+    from distill.sample.prompts import teacher_messages
+    from distill.sample.teacher.llamacpp import LlamaCppServer
 
     totals = {k: [0, 0.0] for k in ("sequential", "parallel", "sampler")}
     with tempfile.TemporaryDirectory() as tmp, LlamaCppServer(embedded_gguf("embedded:smollm2-135m-instruct"),
@@ -179,7 +179,7 @@ async def _bare_client(kind: str, url: str, n: int, inflight: int) -> tuple[floa
 
 
 def bench_capacity(requests: int, inflight: int = 1000) -> None:
-    from distill import sample
+    from distill.sample import sampler as sample
 
     port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], stdout=subprocess.PIPE)

@@ -43,7 +43,7 @@ def build(workdir: Path) -> Path:
 
     from distill.assets import hf_folder
     from distill.records import Trace, write_jsonl
-    from distill.templates import apply_to
+    from distill.train.templates import apply_to
 
     tok = AutoTokenizer.from_pretrained(hf_folder("embedded:smollm2-135m-instruct"))
     apply_to(tok, "chatml", prefill_think=True)
@@ -74,8 +74,8 @@ def one_mode(workdir: Path, student: Path, packing: bool) -> dict:
 
     import torch
 
-    from distill import train
     from distill.recipe import load_recipe
+    from distill.train import sft as train
 
     name = "packing" if packing else "padding"
     (workdir / f"{name}.yaml").write_text(RECIPE.format(student=student, batch=BATCH, max_length=MAX_LENGTH,

@@ -70,7 +70,7 @@ def filter_cmd(traces: Path, out: Path = typer.Option(..., "--out", help="Output
                workers: int | None = typer.Option(None, min=1, help="Judging processes (default: all cores)."),
                ) -> None:
     """Judge traces: writes OUT/accepted.jsonl, OUT/rejected.jsonl, OUT/report.json, report.md and plots."""
-    from distill import filter as trace_filter
+    from distill.filter import judging as trace_filter
     from distill.recipe import FilterCfg
 
     if not traces.exists():
@@ -94,7 +94,7 @@ def train_cmd(recipe: Path, set_: list[str] | None = typer.Option(None, "--set",
 
     One process, or `accelerate launch` (DDP / DeepSpeed ZeRO) when train.accelerate_config,
     train.num_processes or the visible GPUs ask for more; a rerun resumes from the last checkpoint."""
-    from distill import train
+    from distill.train import sft as train
 
     r = _recipe(recipe, set_)
     accepted = traces or r.run_dir / "filter" / "accepted.jsonl"
@@ -114,7 +114,7 @@ def plan_cmd(recipe: Path, gpus: int = typer.Option(1, "--gpus", help="GPUs (dat
     and a batch/accumulation that does. Reads a local model's config.json, or the published configs."""
     import json
 
-    from distill import plan
+    from distill.train import plan
 
     p = plan.estimate(_recipe(recipe, set_), gpus, gpu_mem)
     typer.echo(json.dumps(p.to_dict(), indent=2) if as_json else plan.render(p))
@@ -147,7 +147,7 @@ def eval_cmd(model: str = typer.Argument(..., help="HF folder, .gguf file, embed
     from pydantic import ValidationError
     from rich.table import Table
 
-    from distill import evaluate
+    from distill.evaluate import harness as evaluate
     from distill.recipe import EvalCfg
 
     if (problems is None) == (benchmark is None):
@@ -160,11 +160,11 @@ def eval_cmd(model: str = typer.Argument(..., help="HF folder, .gguf file, embed
         raise DistillError("; ".join((f"--{'-'.join(str(p) for p in x['loc']).replace('_', '-')}: " if x["loc"] else "")
                                      + x["msg"].removeprefix("Value error, ") for x in e.errors())) from None
     if benchmark:
-        from distill.benchmarks import load_benchmark
+        from distill.problems.benchmarks import load_benchmark
 
         chosen = load_benchmark(benchmark, limit)
     else:
-        from distill.problems import load_split
+        from distill.problems.bundled import load_split
 
         chosen = load_split(problems, split, limit)
     if not chosen:
@@ -173,7 +173,7 @@ def eval_cmd(model: str = typer.Argument(..., help="HF folder, .gguf file, embed
         if model.startswith(("http://", "https://")) else {}
     from rich.progress import Progress
 
-    from distill.evaluators import open_backend
+    from distill.evaluate.backends import open_backend
 
     with Progress() as progress, open_backend(model, cfg, None, progress, **endpoint) as backend:
         res = evaluate.run(backend, chosen, cfg, out, label=model)
@@ -201,7 +201,7 @@ def compare_cmd(run_a: str = typer.Argument(..., help="A run folder (data/runs/<
     """Two runs' saved results in one table: accuracy by stage, budgets, funnel, loss, time."""
     from rich.table import Table
 
-    from distill.compare import compare
+    from distill.evaluate.compare import compare
 
     headers, rows = compare(run_a, run_b)
     table = Table(title=f"{headers[1]} (A) vs {headers[2]} (B)")
@@ -221,7 +221,7 @@ def export_cmd(target: Path = typer.Argument(..., help="A recipe YAML, a trained
                ) -> None:
     """GGUF F16 + quant ladder into export/<name>/, each file proven (tokenization, logits, perplexity,
     size, tokens/s) in manifest.json and the model card, with an Ollama Modelfile."""
-    from distill import export
+    from distill.export import gguf as export
     from distill.recipe import ExportCfg
 
     if target.suffix in (".yaml", ".yml"):
@@ -252,7 +252,7 @@ def chat(gguf: Path = typer.Argument(..., help="An exported .gguf file."),
          prompt: str | None = typer.Option(None, "-p", "--prompt", help="Ask one question and exit."),
          max_tokens: int = typer.Option(1024), temperature: float = typer.Option(0.6)) -> None:
     """Chat with an exported student through llama.cpp, streaming."""
-    from distill import chat as chat_mod
+    from distill.laptop import chat as chat_mod
 
     if not gguf.exists():
         raise DistillError(f"{gguf} not found; export a student with `make student` or fetch one with `distill pull`")
@@ -265,7 +265,7 @@ def pull(source: str = typer.Argument(..., help="http(s) URL of an export folder
          out: Path | None = typer.Option(None, help="Target folder (default: models/<export name>)."),
          revision: str | None = typer.Option(None, help="Hub revision (branch, tag or commit).")) -> None:
     """Download one quant of an exported student (manifest first; resumes; checks sha256)."""
-    from distill.pull import pull as pull_fn
+    from distill.laptop.pull import pull as pull_fn
 
     dest = out or Path("models") / (source.rstrip("/").rsplit("/", 1)[-1] or "student")
     path = pull_fn(source, dest, quant, revision)
@@ -278,7 +278,7 @@ def publish(target: Path = typer.Argument(..., help="An export folder (export/<n
             public: bool = typer.Option(False, "--public", help="Create the repo public (default private)."),
             dry_run: bool = typer.Option(False, "--dry-run", help="Verify and list the files, upload nothing.")) -> None:
     """Upload an export folder to a Hugging Face hub repo (GGUFs verified against the manifest first)."""
-    from distill.publish import publish as publish_fn
+    from distill.laptop.publish import publish as publish_fn
 
     export_dir = target
     if target.suffix in (".yaml", ".yml"):

@@ -17,13 +17,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from distill import evaluate, export, report, sample, train
-from distill import filter as trace_filter
+from distill import report
 from distill.errors import DistillError
-from distill.problems import load_split
+from distill.evaluate import harness as evaluate
+from distill.export import gguf as export
+from distill.filter import judging as trace_filter
+from distill.problems.bundled import load_split
 from distill.recipe import Recipe, save_resolved
 from distill.records import load_problems, read_json, write_json, write_jsonl
-from distill.templates import chat_template
+from distill.sample import sampler as sample
+from distill.train import sft as train
+from distill.train.templates import chat_template
 
 STAGES = ["problems", "sample", "filter", "train", "eval", "export"]
 console = Console()
@@ -150,8 +154,8 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     template = chat_template(_style(recipe), recipe.student.prefill_think) if STAGES.index("eval") <= last else None
 
     def do_eval():
-        from distill.benchmarks import load_benchmark
-        from distill.evaluators import open_backend
+        from distill.evaluate.backends import open_backend
+        from distill.problems.benchmarks import load_benchmark
 
         e = recipe.eval
         # The bundled eval split first, then each public benchmark (`eval.limit` caps each of them).
@@ -220,13 +224,13 @@ def _style(recipe: Recipe) -> str:
     from transformers import AutoTokenizer
 
     from distill.assets import hf_folder
-    from distill.templates import style_for
+    from distill.train.templates import style_for
 
     return style_for(AutoTokenizer.from_pretrained(hf_folder(recipe.student.model)))
 
 
 def _stop(recipe: Recipe) -> str:
-    from distill.templates import stop_token
+    from distill.train.templates import stop_token
 
     return stop_token(_style(recipe))
 

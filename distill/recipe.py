@@ -17,8 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from distill.errors import RecipeError
 
-R1_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -211,7 +209,7 @@ class EvalCfg(Section):
     @field_validator("benchmarks")
     @classmethod
     def _known_benchmarks(cls, v: list[str]) -> list[str]:
-        from distill.benchmarks import BENCHMARKS
+        from distill.problems.benchmarks import BENCHMARKS
 
         bad = [b for b in v if b.split("@", 1)[0] not in BENCHMARKS]
         if bad:
@@ -239,7 +237,7 @@ class ExportCfg(Section):
     @field_validator("quants")
     @classmethod
     def _known_quants(cls, v: list[str]) -> list[str]:
-        from distill.quants import QUANT_TYPES
+        from distill.llamacpp import QUANT_TYPES
 
         bad = [q for q in v if q not in QUANT_TYPES]
         if bad:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from distill.problems import generate_bundled
+from distill.problems.bundled import generate_bundled
 from distill.records import write_jsonl
 
 OUT = Path(__file__).resolve().parent.parent / "data" / "problems" / "arithmetic.jsonl"

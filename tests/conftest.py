@@ -36,7 +36,7 @@ def _tiny(dest: Path, arch: str, tokenizer_dir: Path, style: str, seed: int = 0)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from distill.templates import apply_to
+    from distill.train.templates import apply_to
 
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -70,7 +70,7 @@ def tiny_qwen2_dir(tmp_path_factory, smol_hf_dir) -> Path:
 @pytest.fixture(scope="session")
 def llama_server(smol_gguf, tmp_path_factory):
     """llama.cpp's OpenAI-compatible server on 127.0.0.1 serving the embedded SmolLM2."""
-    from distill.teacher.llamacpp import LlamaCppServer
+    from distill.sample.teacher.llamacpp import LlamaCppServer
 
     log = tmp_path_factory.mktemp("server") / "server.log"
     with LlamaCppServer(smol_gguf, EMBEDDED, n_ctx=1024, n_threads=os.cpu_count(), log_path=log) as server:

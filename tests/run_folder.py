@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from distill import filter as trace_filter
+from distill.filter import judging as trace_filter
 from distill.recipe import FilterCfg
 from distill.records import write_json, write_jsonl
 

@@ -11,7 +11,7 @@ import time
 from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from distill.recipe import R1_INSTRUCTION
+from distill.r1 import R1_INSTRUCTION
 
 
 class _QuietServer(ThreadingHTTPServer):

@@ -1,6 +1,6 @@
 from transformers import AutoTokenizer
 
-from distill.llama import load_gguf
+from distill.llamacpp import load_gguf
 
 TEXTS = ["Ava has 23 coins and gets 145 more: ½ ² ³", "<think>\n37 + 14 = 51\n</think>\n\n\\boxed{51}",
          "naïve café 日本語 ١٢٣"]

@@ -8,7 +8,7 @@ from conftest import MICRO_RECIPE
 from standin import StandInR1
 
 from distill import pipeline
-from distill.problems import generate_bundled
+from distill.problems.bundled import generate_bundled
 from distill.recipe import load_recipe
 from distill.records import write_jsonl
 
