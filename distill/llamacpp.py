@@ -1,9 +1,21 @@
 """llama.cpp, shared by the stages that run GGUF files (teacher, eval, export, laptop): loading a GGUF
-in process (llama-cpp-python), rendering its chat template, and the quant names llama.cpp knows."""
+in process (llama-cpp-python), rendering its chat template, the quant names llama.cpp knows, and
+llama.cpp's own tools built from the same source as the wheel (`make setup`, scripts/build_llama_cpp.sh).
+
+    tool("llama-imatrix")                         # the binary (a wrapper in .venv/bin that finds its libs)
+    with LlamaServer(gguf, parallel=8, ctx=4096) as server:   # llama-server on 127.0.0.1, healthy
+        server.url                                # "http://127.0.0.1:PORT/v1" (OpenAI-compatible)
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from distill.errors import DistillError
@@ -47,3 +59,104 @@ def render_prompt(llm, messages: list[dict], chat_template: str | None = None) -
     bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "ignore") if llm.token_bos() >= 0 else ""
     return env.from_string(template).render(messages=messages, add_generation_prompt=True, bos_token=bos,
                                             eos_token="")
+
+
+TOOLS = ("llama-server", "llama-imatrix", "llama-perplexity", "llama-quantize")
+
+
+def tool(name: str) -> Path:
+    """One of llama.cpp's tools: `$DISTILL_LLAMA_BIN/name`, else the wrapper `make setup` writes
+    into the environment's bin/ (it sets the library path of the cached build), else PATH."""
+    if name not in TOOLS:
+        raise ValueError(f"unknown llama.cpp tool {name!r}; known: {TOOLS}")
+    for folder in (os.environ.get("DISTILL_LLAMA_BIN"), str(Path(sys.prefix) / "bin")):
+        if folder and (Path(folder) / name).is_file():
+            return Path(folder) / name
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise DistillError(f"llama.cpp's `{name}` is not built; run `make setup` (it builds llama.cpp's tools "
+                       "once, beside the llama-cpp-python wheel)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Runs a command with the parent-death signal set (Linux), so a server never outlives a killed parent.
+# An exec trampoline rather than preexec_fn, which is unsafe once threads run.
+_DIE_WITH_PARENT = ("import ctypes, os, signal, sys\n"
+                    "try:\n    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
+                    "except (OSError, AttributeError):\n    pass\n"
+                    "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+class LlamaServer:
+    """llama.cpp's `llama-server` as a child process on 127.0.0.1: `parallel` slots with continuous
+    batching, each holding `ctx` tokens, prompt caching on (a shared system/few-shot prefix is computed
+    once per slot). `url` is the OpenAI-compatible `/v1` base; `alias` the model name it serves.
+
+    `extra_args` go to the server as they are (e.g. ["--reasoning-format", "deepseek"]);
+    `gpu_layers` offloads layers where llama.cpp was built with CUDA."""
+
+    def __init__(self, gguf: str | Path, alias: str | None = None, parallel: int = 1, ctx: int = 4096,
+                 threads: int | None = None, log_path: Path | None = None, start_timeout_s: float = 300,
+                 extra_args: list[str] | None = None, gpu_layers: int | None = None):
+        self.gguf = Path(gguf)
+        if not self.gguf.exists():
+            raise DistillError(f"GGUF {self.gguf} not found")
+        self.alias = alias or self.gguf.stem
+        self.parallel, self.ctx = max(1, parallel), ctx
+        self.threads = threads or os.cpu_count() or 1
+        self.log_path, self.start_timeout_s = log_path, start_timeout_s
+        self.extra_args, self.gpu_layers = list(extra_args or []), gpu_layers
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = self.base + "/v1"
+        self.proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        cmd = [str(tool("llama-server")), "-m", str(self.gguf), "--alias", self.alias,
+               "--host", "127.0.0.1", "--port", str(self.port),
+               # llama-server's -c is the total KV cache, split evenly between the slots.
+               "-c", str(self.ctx * self.parallel), "--parallel", str(self.parallel),
+               "-t", str(self.threads), "-tb", str(self.threads), "--no-webui"]
+        if self.gpu_layers is not None:
+            cmd += ["-ngl", str(self.gpu_layers)]
+        return cmd + self.extra_args
+
+    def __enter__(self) -> LlamaServer:
+        import httpx
+
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path or os.devnull, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-c", _DIE_WITH_PARENT, *self.command()],
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-1500:] if self.log_path else ""
+                raise DistillError(f"llama-server exited with code {self.proc.returncode} while loading "
+                                   f"{self.gguf.name}:\n{tail}")
+            try:  # 503 while the model loads, 200 once it serves
+                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.__exit__()
+        raise DistillError(f"llama-server did not become healthy within {self.start_timeout_s:.0f}s "
+                           f"(log: {self.log_path})")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

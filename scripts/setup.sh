@@ -19,21 +19,24 @@ else
   TORCH="torch==2.13.0"; EXTRAS="dev"  # the CPU build (a file on disk on these machines)
 fi
 
-# llama.cpp: built without AMX/AVX-512 on x86-64. On VMs that report AMX without enabling it,
-# the native build crashes in every quantized matmul (Q4/Q8 GGUFs); AVX2 is safe and fast.
-if [ "$(uname -m)" = "x86_64" ]; then
+# llama.cpp: the Python wheel and llama.cpp's own tools (llama-server, -imatrix, -perplexity, -quantize)
+# from one build tree, once, cached (scripts/build_llama_cpp.sh). x86-64 builds without AMX/AVX-512:
+# on VMs that report AMX without enabling it, the native build crashes in every quantized matmul.
+if command -v nvcc >/dev/null 2>&1 && [ "$EXTRAS" = "dev,gpu" ]; then
+  FLAVOUR=cuda
+elif [ "$(uname -m)" = "x86_64" ]; then
   FLAVOUR=avx2
-  CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 else
-  FLAVOUR=native; CMAKE_FLAGS=""
+  FLAVOUR=native
 fi
 WHEELS="$HOME/.cache/distill/wheels/llama-cpp-python-$FLAVOUR"
-if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl >/dev/null 2>&1; then
-  echo "building llama-cpp-python $LLAMA_CPP_VERSION ($FLAVOUR); about 11 minutes on 2 cores, once"
-  mkdir -p "$WHEELS"
-  CMAKE_ARGS="$CMAKE_FLAGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-    "$PIP" wheel -q --no-deps --no-cache-dir "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$WHEELS"
-fi
+PY="$VENV/bin/python" bash scripts/build_llama_cpp.sh "$LLAMA_CPP_VERSION" "$FLAVOUR" "$WHEELS"
+# The tools, on the environment's PATH: wrappers that point them at the libraries of their build.
+for t in llama-server llama-imatrix llama-perplexity llama-quantize; do
+  printf '#!/bin/sh\nLD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "%s" "$@"\n' \
+    "$WHEELS/bin" "$WHEELS/bin/$t" > "$VENV/bin/$t"
+  chmod +x "$VENV/bin/$t"
+done
 
 "$PIP" install -q --find-links "$WHEELS" "$TORCH" -e ".[$EXTRAS]"
 # Make sure the wheel built above is the one installed (not a native build from pip's cache).
