@@ -109,9 +109,13 @@ class FilterCfg(Section):
     decontaminate: list[str] = ["bundled"]
     decontaminate_ngram: int = Field(8, ge=1)  # as s1 and open-r1
     decontaminate_same_numbers: bool = True  # a shared n-gram counts only with the same numbers
-    code_cpu_s: int = Field(5, ge=1)  # sandbox limits for each test run of a code answer
-    code_wall_s: float = Field(10.0, gt=0)
-    code_memory_mb: int = Field(512, ge=64)
+    # Code answers run in a jail (bubblewrap: user, PID and network namespaces, read-only system, a
+    # fresh work dir). Where it cannot start, code traces are rejected as `code_jail_unavailable`;
+    # `unsafe-local` runs them without a jail -- only on a machine you can lose.
+    code_sandbox: Literal["bwrap", "unsafe-local"] = "bwrap"
+    code_cpu_s: float = Field(5, gt=0)  # CPU seconds per test, unless the problem sets `time_limit_s`
+    code_wall_s: float = Field(10.0, gt=0)  # per test, for programs that sleep (at most 3x the CPU limit + 1)
+    code_memory_mb: int = Field(512, ge=64)  # per run, unless the problem sets `memory_mb`
 
     @field_validator("pass_rate_band")
     @classmethod

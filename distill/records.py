@@ -26,9 +26,13 @@ Domain = Literal["math", "code", "choice"]
 
 
 class CodeTest(BaseModel):
+    """stdin/stdout test, or call-based with `fn_name`: then `input` is a JSON array of the
+    arguments and `output` the JSON of the return value (distill/filter/code_tests.py)."""
+
     model_config = ConfigDict(extra="forbid")
     input: str
     output: str
+    fn_name: str | None = None
 
 
 class Problem(BaseModel):
@@ -40,6 +44,8 @@ class Problem(BaseModel):
     answer: str
     domain: Domain = "math"
     tests: list[CodeTest] | None = None
+    time_limit_s: float | None = Field(None, gt=0)  # code: CPU seconds per test
+    memory_mb: int | None = Field(None, gt=0)  # code
     choices: list[str] | None = None
     source: str | None = None
     split: Literal["train", "eval"] | None = None
@@ -74,6 +80,8 @@ class Trace(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     tests: list[CodeTest] | None = None
+    time_limit_s: float | None = Field(None, gt=0)  # code: the problem's limits
+    memory_mb: int | None = Field(None, gt=0)
     choices: list[str] | None = None
     verdict: Verdict | None = None
 

@@ -30,7 +30,8 @@ from typing import TypeVar
 
 from distill.filter.dedup import Decontaminator, find_duplicates, load_eval_texts, normalise
 from distill.filter.quality import estimate_tokens, quality_reasons
-from distill.filter.sandbox import SandboxLimits
+from distill.filter import sandbox
+from distill.filter.jail import scrub_environment
 from distill.filter.verify import check_answer, extract_answer
 from distill.r1 import split_r1
 from distill.recipe import FilterCfg
@@ -57,7 +58,7 @@ def judge(trace: Trace, cfg: FilterCfg) -> list[str]:
         reasons += parts.form
     reasons += quality_reasons(trace.problem, parts.reasoning, parts.answer, n_tokens(trace), cfg)
     predicted = extract_answer(parts.answer, trace.domain, trace.choices, fallbacks=parts.reasoning is not None)
-    limits = SandboxLimits(cpu_s=cfg.code_cpu_s, wall_s=cfg.code_wall_s, memory_mb=cfg.code_memory_mb)
+    limits = sandbox.code_limits(cfg, trace.time_limit_s, trace.memory_mb)
     reasons += check_answer(trace.domain, trace.answer, predicted, trace.choices, cfg.verify_timeout_s,
                             tests=[t.model_dump() for t in trace.tests or []], sandbox_cfg=limits)
     return reasons
@@ -65,9 +66,10 @@ def judge(trace: Trace, cfg: FilterCfg) -> list[str]:
 
 def deadline_s(trace: Trace, cfg: FilterCfg) -> float:
     """How long one trace may take before its worker is killed: three math-verify calls (gold,
-    answer, compare) or every code test at the sandbox's wall limit, plus a second of slack."""
+    answer, compare) or the code jail's start, compile and every test at its wall limit."""
     if trace.domain == "code":
-        return len(trace.tests or []) * (cfg.code_wall_s + 1) + cfg.verify_timeout_s + 1
+        limits = sandbox.code_limits(cfg, trace.time_limit_s, trace.memory_mb)
+        return sandbox.deadline_s(len(trace.tests or []), limits) + cfg.verify_timeout_s + 1
     return 3 * cfg.verify_timeout_s + 1
 
 
@@ -85,6 +87,7 @@ _WORKER_CFG: FilterCfg | None = None
 
 def _init_worker(cfg_json: str) -> None:
     global _WORKER_CFG
+    scrub_environment()  # no teacher key or hub token in a process that runs the judge
     _WORKER_CFG = FilterCfg.model_validate_json(cfg_json)
 
 

@@ -1,24 +1,21 @@
-"""Sandbox for judging code answers: run an untrusted program on stdin, compare its stdout.
+"""Judging code answers: a trace's program runs on its tests in a jail, and the judge compares.
 
-    ok = passes_tests(code, [{"input": "2 3\\n", "output": "5\\n"}], SandboxLimits(wall_s=5))
-    print(isolation())   # what is in force on this machine
+    j = judge_code("print(sum(map(int, input().split())))", "python", [{"input": "2 3", "output": "5"}],
+                   CodeLimits(time_limit_s=2))            # j.passed, j.detail
+    run_program("print(input())", "hi\\n").stdout          # one run, as the tests use it
+    isolation("bwrap")                                     # what is in force, for the report
 
-Layers, each stopping what the one before may miss:
-1. A separate process in its own session, with rlimits: CPU seconds, address space, processes,
-   file size (stdout goes to a file, so it is capped too), open files, no core dumps. A small
-   trampoline sets them (and the namespace) in the child, then execs the sandboxed interpreter.
-2. A wall timeout, after which the whole process group (and the pids cgroup, if any) is killed.
-3. A fresh temporary working dir, removed afterwards, and a scrubbed environment (PATH, LANG and
-   HOME only): no secret of ours is visible.
-4. No network: a new network namespace (its loopback is down, so not even 127.0.0.1 answers);
-   as root that is `unshare(CLONE_NEWNET)`, otherwise `unshare(CLONE_NEWUSER|CLONE_NEWNET)`.
-   Where the kernel refuses both, `isolation()["network"]` says so and only layer 5 stops sockets.
-5. An interpreter guard (a `sys.addaudithook` hook installed before the program runs): no sockets,
-   no fork/exec/subprocess, no ctypes, no writes, renames or deletes outside the working dir.
-   Audit hooks are not a security boundary on their own; here they back up 1-4.
+One jail per trace (`jail.py`: bubblewrap with user, PID and network namespaces, read-only /usr, a
+fresh tmpfs work dir). Inside it, `jail_runner.py` compiles C++ once and runs every test in a fresh
+child, streaming one result line per test; the judge compares each as it arrives
+(`code_tests.py`) and ends the jail at the first failure, as the benchmarks stop. Expected outputs
+never enter the jail. A test fails on a non-zero exit, more CPU time than the problem's limit, the
+wall limit (sleepers), or output that differs.
 
-RLIMIT_NPROC does not bind root (the kernel exempts it), so as root a pids cgroup (v1 or v2)
-caps the processes where /sys/fs/cgroup is writable; `isolation()["processes"]` names which.
+Where the jail cannot start, code judging raises `JailUnavailable` (the trace is rejected as
+`code_jail_unavailable`) unless the recipe opts out with `filter.code_sandbox: unsafe-local`: the
+same runner then runs as a plain process (rlimits, a temporary dir, an empty environment, as uid
+65534 when root) -- no boundary against a hostile program.
 """
 
 from __future__ import annotations
@@ -26,79 +23,52 @@ from __future__ import annotations
 import functools
 import json
 import os
+import selectors
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+from distill.errors import DistillError
+from distill.filter import jail
+from distill.filter.code_tests import call_args, same_return, same_stdout
 
-GUARD = r'''
-import os, sys
-_WORK = os.path.realpath(os.getcwd())
-_BLOCKED = {"os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-            "subprocess.Popen", "os.kill", "os.killpg", "socket.__new__", "socket.connect",
-            "socket.bind", "socket.sendto", "socket.getaddrinfo", "ctypes.dlopen", "ctypes.dlsym",
-            "ctypes.cdata", "os.putenv", "os.unsetenv", "os.chdir", "os.chroot", "sys.setprofile"}
-_PATHS = {"os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.symlink",
-          "os.link", "os.truncate", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile"}
-_WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-_realpath, _fspath = os.path.realpath, os.fspath
-
-def _inside(p):
-    if isinstance(p, int):
-        return True
-    p = _realpath(_fspath(p) if not isinstance(p, bytes) else p.decode(errors="replace"))
-    return p == _WORK or p.startswith(_WORK + os.sep)
-
-def _hook(event, args):
-    if event in _BLOCKED or (event == "import" and args[0] in ("ctypes", "_ctypes")):
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "open":
-        path, mode, flags = args
-        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (flags or 0) & _WRITE
-        if writing and path is not None and not _inside(path):
-            raise PermissionError(f"sandbox: writing {path} is not allowed")
-    elif event in _PATHS:
-        for p in args[:2]:
-            if isinstance(p, (str, bytes, os.PathLike)) and not _inside(p):
-                raise PermissionError(f"sandbox: {event} on {p} is not allowed")
-
-sys.addaudithook(_hook)
-import runpy
-runpy.run_path("main.py", run_name="__main__")
-'''
+STARTUP_S = 5.0  # jail and interpreter start, on a loaded machine
 
 
-# Set up the limits in the new process itself, then exec the sandboxed interpreter: no
-# `preexec_fn`, which is unsafe when the parent has threads (a progress bar, a process pool).
-TRAMPOLINE = r'''
-import ctypes, json, os, resource, sys
-cfg = json.loads(sys.argv[1])
-if cfg["cgroup"]:
-    with open(cfg["cgroup"] + "/cgroup.procs", "w") as f:
-        f.write(str(os.getpid()))
-if cfg["netns"] and ctypes.CDLL(None, use_errno=True).unshare(cfg["netns"]) != 0:
-    sys.exit("sandbox: unshare failed: " + os.strerror(ctypes.get_errno()))
-for name, value in cfg["rlimits"]:
-    resource.setrlimit(getattr(resource, name), (value, value))
-os.execv(sys.executable, [sys.executable, "-I", "-S", "-B", *cfg["argv"]])
-'''
+class JailUnavailable(DistillError):
+    """Code judging refused: no jail here and no explicit opt-out."""
 
 
 @dataclass(frozen=True)
-class SandboxLimits:
-    cpu_s: int = 5
-    wall_s: float = 10.0
-    memory_mb: int = 512  # address space; CPython itself needs about 30 MB
-    nproc: int = 16
+class CodeLimits:
+    time_limit_s: float = 5.0  # CPU seconds per test (the problem's own `time_limit_s` where it has one)
+    wall_s: float = 10.0  # per test, for programs that sleep or block instead of computing
+    memory_mb: int = 512  # address space per run (the problem's own `memory_mb` where it has one)
+    nproc: int = 16  # processes in the jail at once
     fsize_mb: int = 8  # any file written, stdout included
-    nofile: int = 64
-    guard: bool = True  # the interpreter guard (layer 5); off only to test the OS layers alone
+    compile_s: float = 30.0  # g++ -O2, CPU seconds
+    compile_memory_mb: int = 2048
+    sandbox: str = "bwrap"  # or "unsafe-local": no jail (the explicit opt-out)
+
+    @property
+    def test_wall_s(self) -> float:
+        return min(self.wall_s, 3 * self.time_limit_s + 1)
+
+
+def code_limits(cfg, time_limit_s: float | None = None, memory_mb: int | None = None) -> CodeLimits:
+    """The limits for one trace: the problem's own time and memory limits over the recipe's defaults."""
+    return CodeLimits(time_limit_s=time_limit_s or cfg.code_cpu_s, wall_s=cfg.code_wall_s,
+                      memory_mb=memory_mb or cfg.code_memory_mb, sandbox=cfg.code_sandbox)
+
+
+def deadline_s(n_tests: int, limits: CodeLimits) -> float:
+    """The most judging one trace can take: start, compile, every test at its wall limit."""
+    return STARTUP_S + 2 * limits.compile_s + 5 + n_tests * (limits.test_wall_s + 0.5)
 
 
 @dataclass
@@ -107,156 +77,182 @@ class RunResult:
     stdout: str
     stderr: str
     timed_out: bool
+    cpu_s: float = 0.0
+
+
+@dataclass
+class Judgement:
+    passed: bool
+    detail: str  # why not, for logs: "test 3: wrong output", "compile error: ..."
+    runs: list[dict] = field(default_factory=list)
 
 
 @functools.lru_cache(maxsize=1)
-def _netns_flags() -> int | None:
-    """The unshare flags that give a child its own network namespace here, or None."""
-    candidates = [CLONE_NEWNET] if os.geteuid() == 0 else []
-    candidates.append(CLONE_NEWUSER | CLONE_NEWNET)
-    probe = "import ctypes, sys; sys.exit(ctypes.CDLL(None, use_errno=True).unshare(int(sys.argv[1])) != 0)"
-    for flags in candidates:
-        try:
-            r = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(flags)], capture_output=True,
-                               timeout=30, check=False)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if r.returncode == 0:
-            return flags
-    return None
+def _runner_source() -> str:
+    return (Path(__file__).parent / "jail_runner.py").read_text(encoding="utf-8")
 
 
-@functools.lru_cache(maxsize=1)
-def _pids_cgroup_root() -> Path | None:
-    """A writable cgroup folder whose children get a `pids.max` (root only: NPROC exempts root)."""
-    if os.geteuid() != 0:
-        return None
-    for root in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
-        probe = root / f"distill-probe-{os.getpid()}"
-        try:
-            probe.mkdir()
-        except OSError:
-            continue
-        ok = (probe / "pids.max").exists()
-        probe.rmdir()
-        if ok:
-            return root
-    return None
-
-
-def isolation() -> dict:
-    """What the sandbox can enforce on this machine, for reports and warnings."""
-    flags = _netns_flags()
-    if os.geteuid() != 0:
-        processes = "RLIMIT_NPROC"
-    else:
-        processes = "pids cgroup" if _pids_cgroup_root() else "interpreter guard only (root is exempt from RLIMIT_NPROC)"
-    return {
-        "network": {CLONE_NEWNET: "network namespace", CLONE_NEWUSER | CLONE_NEWNET: "user+network namespace",
-                    None: "NOT isolated by the kernel (unshare refused); interpreter guard only"}[flags],
-        "processes": processes,
-        "filesystem": "temporary working dir; writes elsewhere blocked by the interpreter guard and file permissions",
-        "environment": "scrubbed (PATH, LANG, HOME)",
-        "limits": "RLIMIT_CPU, RLIMIT_AS, RLIMIT_NPROC, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_CORE=0, wall timeout",
-    }
-
-
-def _trampoline_cfg(limits: SandboxLimits, cgroup: Path | None, argv: list[str]) -> str:
-    mb = 1024 * 1024
-    rlimits = [("RLIMIT_CPU", limits.cpu_s), ("RLIMIT_AS", limits.memory_mb * mb), ("RLIMIT_NPROC", limits.nproc),
-               ("RLIMIT_FSIZE", limits.fsize_mb * mb), ("RLIMIT_NOFILE", limits.nofile), ("RLIMIT_CORE", 0)]
-    return json.dumps({"cgroup": str(cgroup) if cgroup else None, "netns": _netns_flags(), "rlimits": rlimits,
-                       "argv": argv})
-
-
-def _make_cgroup(limits: SandboxLimits) -> Path | None:
-    root = _pids_cgroup_root()
-    if root is None:
-        return None
-    path = root / f"distill-sandbox-{os.getpid()}-{os.urandom(4).hex()}"
-    try:
-        path.mkdir()
-        (path / "pids.max").write_text(str(limits.nproc))
-        return path
-    except OSError:
-        return None
-
-
-def _kill_all(proc: subprocess.Popen, cgroup: Path | None) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if cgroup is not None:  # processes that left the group (setsid) are still in the cgroup
-        for _ in range(50):
-            pids = (cgroup / "cgroup.procs").read_text().split()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-
-
-def _remove_cgroup(cgroup: Path) -> None:
-    # Killed children are reaped by init a moment later; the folder only goes once they have.
-    for _ in range(100):
-        try:
-            cgroup.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.02)
-
-
-def run_program(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimits()) -> RunResult:
-    """Run a Python program in the sandbox; never raises for anything the program does."""
-    work = Path(tempfile.mkdtemp(prefix="distill-run-"))
-    cgroup = _make_cgroup(limits)
-    try:
-        (work / "main.py").write_text(code, encoding="utf-8")
-        script = ["-c", GUARD] if limits.guard else ["main.py"]
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "PYTHONIOENCODING": "utf-8"}
-        with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
-            fin.write(stdin.encode("utf-8"))
-            fin.seek(0)
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-B", "-c", TRAMPOLINE, _trampoline_cfg(limits, cgroup, script)],
-                cwd=work, env=env, stdin=fin, stdout=fout, stderr=ferr, start_new_session=True, close_fds=True)
-            timed_out = False
-            try:
-                proc.wait(timeout=limits.wall_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            _kill_all(proc, cgroup)  # children it left behind die with it either way
-            proc.wait()
-            cap = limits.fsize_mb * 1024 * 1024
-            fout.seek(0)
-            ferr.seek(0)
-            out = fout.read(cap).decode("utf-8", errors="replace")
-            err = ferr.read(64 * 1024).decode("utf-8", errors="replace")
-        return RunResult(proc.returncode, out, err, timed_out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if cgroup is not None:
-            _remove_cgroup(cgroup)
-
-
-def _same_output(got: str, want: str) -> bool:
-    """Outputs match up to trailing whitespace on each line and trailing blank lines."""
-    def norm(s: str) -> str:
-        return "\n".join(line.rstrip() for line in s.strip("\n").splitlines()).strip()
-
-    return norm(got) == norm(want)
-
-
-def passes_tests(code: str, tests: list, limits: SandboxLimits = SandboxLimits()) -> bool:
-    """True when the program exits 0 with the expected stdout on every test (stops at the first miss)."""
+def _job(code: str, language: str, tests: list[dict], limits: CodeLimits, box: str) -> dict:
+    items = []
     for t in tests:
-        t_in, t_out = (t["input"], t["output"]) if isinstance(t, dict) else (t.input, t.output)
-        r = run_program(code, t_in, limits)
-        if r.timed_out or r.returncode != 0 or not _same_output(r.stdout, t_out):
-            return False
-    return True
+        want = len(t.get("output", "").encode("utf-8"))
+        item = {"input": t.get("input", ""), "max_output": t.get("max_output", 2 * want + 4096)}
+        if t.get("fn_name"):
+            item.update(fn_name=t["fn_name"], args=call_args(t.get("input", "")))
+        items.append(item)
+    return {"language": language, "code": code, "box": box, "tests": items,
+            "time_limit_s": limits.time_limit_s, "wall_s": limits.test_wall_s, "memory_mb": limits.memory_mb,
+            "nproc": limits.nproc, "fsize_mb": limits.fsize_mb, "compile_s": limits.compile_s,
+            "compile_memory_mb": limits.compile_memory_mb}
+
+
+def _start(job: dict, limits: CodeLimits, work: Path | None) -> subprocess.Popen:
+    python = jail.jail_python()
+    if python is None:
+        raise JailUnavailable("no python3 under /usr to run the judge's runner; `apt-get install python3`")
+    runner = [python, "-I", "-c", _runner_source()]
+    stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty bwrap can never block on it
+    common = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, close_fds=True, **jail.run_as())
+    if work is None:
+        largest = max((len(t["input"]) for t in job["tests"]), default=0)
+        proc = subprocess.Popen(jail.jail_argv(jail.box_mb(largest, limits.fsize_mb)) + runner, env={}, **common)
+    else:  # unsafe-local: the same runner, no jail
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
+        proc = subprocess.Popen(runner, cwd=work, env=env, start_new_session=True, **common)
+    proc.stderr_file = stderr
+    try:
+        proc.stdin.write(json.dumps(job).encode("utf-8"))
+        proc.stdin.close()
+    except BrokenPipeError:  # it died at once; what it said is in stderr
+        pass
+    return proc
+
+
+def _lines(proc: subprocess.Popen, deadline: float) -> Iterator[dict]:
+    """Result lines from the runner as they come, until it ends or the deadline passes."""
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+            *done, buf = buf.split(b"\n")
+            for line in done:
+                yield json.loads(line)
+
+
+def _stop(proc: subprocess.Popen, work: Path | None) -> str:
+    """End the jail (bwrap's --die-with-parent takes everything inside with it); its stderr."""
+    if proc.poll() is None:
+        try:
+            if work is not None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr_file.seek(0)
+    err = proc.stderr_file.read(8192).decode("utf-8", errors="replace")
+    proc.stderr_file.close()
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+    return err
+
+
+def run_tests(code: str, language: str, tests: list[dict], limits: CodeLimits = CodeLimits()) -> Iterator[dict]:
+    """Run the program on each test in one jail; yield the runner's result dicts as they come
+    ({"compile": ...} first for C++). Closing the iterator early ends the jail."""
+    if limits.sandbox == "bwrap" and (why := jail.unavailable()):
+        raise JailUnavailable(why)
+    work = None
+    if limits.sandbox == "unsafe-local":
+        work = Path(tempfile.mkdtemp(prefix="distill-run-"))
+        jail.chown_for_jail(work)
+    job = _job(code, language, tests, limits, str(work) if work else jail.BOX)
+    proc = _start(job, limits, work)
+    ready = False
+    try:
+        for res in _lines(proc, time.monotonic() + deadline_s(len(tests), limits)):
+            if res.get("ready"):
+                ready = True
+                continue
+            yield res
+    finally:
+        err = _stop(proc, work)
+    if not ready:  # the runner never started: a broken jail, not a wrong program
+        raise JailUnavailable(f"the code jail failed to start: {err.strip() or 'no message'}")
+
+
+def _test_failure(res: dict, test: dict, limits: CodeLimits) -> str | None:
+    if res["timed_out"]:
+        return f"over the wall limit ({limits.test_wall_s:g} s)"
+    if res["cpu_s"] > limits.time_limit_s:
+        return f"over the time limit ({res['cpu_s']:.2f} > {limits.time_limit_s:g} CPU s)"
+    if res["exit"] != 0:
+        return f"exit status {res['exit']}: {res['stderr'][-300:].strip()}"
+    if res["truncated"]:
+        return "output far longer than expected"
+    same = same_return if test.get("fn_name") else same_stdout
+    return None if same(res["stdout"], test.get("output", "")) else "wrong output"
+
+
+def judge_code(code: str, language: str | None, tests: list[dict], limits: CodeLimits = CodeLimits()) -> Judgement:
+    """Pass when every test passes; stops at the first failure."""
+    if language not in ("python", "cpp"):
+        return Judgement(False, f"cannot judge a {language or 'untagged'} code block (Python and C++ only)")
+    if language == "cpp" and any(t.get("fn_name") for t in tests):
+        return Judgement(False, "call-based tests need a Python answer")
+    try:
+        tests = [dict(t) for t in tests]
+        for t in tests:
+            if t.get("fn_name"):
+                call_args(t.get("input", ""))
+    except (ValueError, SyntaxError) as e:
+        return Judgement(False, f"call-based test input is not a JSON array of arguments: {e}")
+    runs: list[dict] = []
+    results = run_tests(code, language, tests, limits)
+    try:
+        for res in results:
+            runs.append(res)
+            if "compile" in res:
+                if not res["compile"]:
+                    return Judgement(False, f"compile error: {res['stderr'][-500:].strip()}", runs)
+                continue
+            if why := _test_failure(res, tests[res["i"]], limits):
+                return Judgement(False, f"test {res['i']}: {why}", runs)
+    finally:
+        results.close()
+    done = sum("i" in r for r in runs)
+    if done < len(tests):
+        return Judgement(False, f"the jail ended after {done} of {len(tests)} tests (deadline)", runs)
+    return Judgement(True, "", runs)
+
+
+def passes_tests(code: str, tests: list, limits: CodeLimits = CodeLimits(), language: str = "python") -> bool:
+    tests = [t if isinstance(t, dict) else t.model_dump() for t in tests]
+    return judge_code(code, language, tests, limits).passed
+
+
+def run_program(code: str, stdin: str = "", limits: CodeLimits = CodeLimits(), language: str = "python") -> RunResult:
+    """One run of a program on `stdin` (no comparison): what it printed and how it ended."""
+    for res in run_tests(code, language, [{"input": stdin, "max_output": limits.fsize_mb << 20}], limits):
+        if "compile" in res and not res["compile"]:
+            return RunResult(None, "", res["stderr"], res["timed_out"])
+        if "i" in res:
+            return RunResult(res["exit"], res["stdout"], res["stderr"], res["timed_out"], res["cpu_s"])
+    return RunResult(None, "", "the jail ended without a result", True)
+
+
+def isolation(mode: str = "bwrap", limits: CodeLimits = CodeLimits()) -> dict:
+    """What is in force for judged programs here (report.json's `sandbox`, printed by `distill filter`)."""
+    desc = (f"per test: CPU {limits.time_limit_s:g} s unless the problem sets `time_limit_s`, wall "
+            f"{limits.wall_s:g} s, address space {limits.memory_mb} MiB unless it sets `memory_mb`, "
+            f"{limits.nproc} processes, files {limits.fsize_mb} MiB, 64 open files, no core dumps; "
+            f"compile: g++ -O2, {limits.compile_s:g} CPU s, {limits.compile_memory_mb} MiB")
+    return jail.describe(mode, jail.box_mb(0, limits.fsize_mb), desc)

@@ -12,7 +12,9 @@ Rules where the literature is silent (kept in one place so filter and eval agree
 - Answers written in English number words ("thirty-seven", "one hundred and five") count as that
   number when the whole answer is number words; words inside a longer phrase are not read.
 - Choice: a letter (`B`, `(B)`, `\\text{B}`) or the option's own text, boxed or after "answer is".
-- Code: the last ```python (else the last ```) block after `</think>`, judged by running tests.
+- Code: the last ```python or ```cpp block after `</think>` (else the last untagged block, else the
+  last block), judged by running its tests in the jail; the language comes from the fence tag
+  (an untagged block with `#include` is C++).
 """
 
 from __future__ import annotations
@@ -66,13 +68,25 @@ def _clean(ans: str) -> str:
     return ans.strip().strip("*").strip().strip("$").strip().rstrip(".").strip()
 
 
-def last_code_block(text: str) -> str | None:
-    """The last ```python (or ```py) block; else the last fenced block of any language."""
+class Code(str):
+    """A code answer: the block's text, with the language its fence names (None: not judgeable)."""
+
+    language: str | None = None
+
+
+def last_code_block(text: str) -> Code | None:
+    """The last ```python / ```cpp block; else the last untagged block; else the last block."""
+    from distill.filter.code_tests import LANGUAGES, language
+
     blocks = _CODE_BLOCK.findall(text)
-    py = [code for lang, code in blocks if lang.lower() in ("python", "py", "python3")]
-    if py:
-        return py[-1]
-    return blocks[-1][1] if blocks else None
+    tagged = [b for b in blocks if b[0].lower() in LANGUAGES]
+    untagged = [b for b in blocks if not b[0]]
+    pick = (tagged or untagged or blocks or [None])[-1]
+    if pick is None:
+        return None
+    code = Code(pick[1])
+    code.language = language(pick[1], pick[0])
+    return code
 
 
 def _choice_letter(ans: str, choices: list[str] | None) -> str | None:
@@ -174,7 +188,8 @@ def check_answer(domain: str, gold: str, predicted: str | None, choices: list[st
                  timeout_s: float = 5.0, tests: list | None = None, sandbox_cfg=None) -> list[str]:
     """Correctness reasons for one extracted answer: [] when right.
 
-    Code is judged by running `tests` ({input, output} dicts or CodeTest) in the sandbox."""
+    Code is judged by running `tests` ({input, output[, fn_name]} dicts or CodeTest) in the jail;
+    `sandbox_cfg` is a `CodeLimits`. No jail here and no opt-out: `code_jail_unavailable`."""
     if predicted is None or not predicted.strip():
         return ["no_answer"]
     if domain == "choice":
@@ -182,9 +197,15 @@ def check_answer(domain: str, gold: str, predicted: str | None, choices: list[st
     if domain == "code":
         if not tests:
             return ["tests_failed"]  # nothing to run: a code answer cannot be judged by its text
-        from distill.filter.sandbox import SandboxLimits, passes_tests
+        from distill.filter.code_tests import language
+        from distill.filter.sandbox import CodeLimits, JailUnavailable, judge_code
 
-        return [] if passes_tests(predicted, tests, sandbox_cfg or SandboxLimits()) else ["tests_failed"]
+        lang = getattr(predicted, "language", None) or language(predicted, "")
+        tests = [t if isinstance(t, dict) else t.model_dump() for t in tests]
+        try:
+            return [] if judge_code(predicted, lang, tests, sandbox_cfg or CodeLimits()).passed else ["tests_failed"]
+        except JailUnavailable:
+            return ["code_jail_unavailable"]
     equal = math_equal(gold, predicted, timeout_s)
     if equal is None:
         return ["unparseable_gold"]

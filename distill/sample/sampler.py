@@ -112,7 +112,8 @@ async def _sample_all(teacher: Teacher, recipe: Recipe, jobs, total: int, out: J
                         answer=problem.answer, domain=problem.domain, teacher=teacher.name,
                         completion=gen.text, reasoning_content=gen.reasoning_content,
                         finish_reason=gen.finish_reason, prompt_tokens=gen.prompt_tokens,
-                        completion_tokens=gen.completion_tokens, tests=problem.tests, choices=problem.choices))
+                        completion_tokens=gen.completion_tokens, tests=problem.tests, choices=problem.choices,
+                        time_limit_s=problem.time_limit_s, memory_mb=problem.memory_mb))
         tally.sampled += 1
         tally.tokens["prompt"] += gen.prompt_tokens or 0
         tally.tokens["completion"] += gen.completion_tokens or 0
