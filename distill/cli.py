@@ -82,8 +82,8 @@ def filter_cmd(traces: Path, out: Path = typer.Option(..., "--out", help="Output
     rep = trace_filter.run(traces, out, cfg, workers=workers)
     typer.echo(f"accepted {rep['accepted']} / {rep['input']}; by reason: {rep['by_reason']}")
     typer.echo(f"report: {out}/report.md ({rep['run']['traces_per_s']} traces/s on {rep['run']['workers']} processes)")
-    if "sandbox" in rep and "NOT" in rep["sandbox"]["network"]:
-        typer.echo(f"warning: code sandbox network: {rep['sandbox']['network']}", err=True)
+    if "sandbox" in rep:  # the isolation in force for code answers (or why code judging refused)
+        typer.echo(f"code jail: {rep['sandbox']['summary']}", err=not rep["sandbox"]["in_force"])
 
 
 @app.command("train")

@@ -75,7 +75,7 @@ def call_args(text: str) -> list:
     if not text.strip():
         return []
     value = _value(text)
-    return value if isinstance(value, list) else [value]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _equal(got, want) -> bool:

@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 JAIL_UID = 65534  # nobody
@@ -161,9 +162,13 @@ def describe(mode: str, box_mb: int | None = None, limits: str = "") -> dict:
     }
 
 
-def scrub_environment(environ=os.environ) -> list[str]:
+def scrub_environment(environ=None) -> list[str]:
     """Drop keys, tokens and passwords from this process's environment (the filter's workers call
-    it at start, so no secret sits in memory near the judge). Returns the names dropped."""
+    it at start, so no secret sits in memory near the judge). Returns the names dropped.
+
+    The jail's own environment is empty and its PID namespace hides every host process, so even
+    the environment a worker was started with (/proc/<pid>/environ) is out of a program's reach."""
+    environ = os.environ if environ is None else environ
     names = [name for name in environ if SECRET_NAME.search(name)]
     for name in names:
         del environ[name]
@@ -175,7 +180,11 @@ def box_mb(largest_input_bytes: int, fsize_mb: int) -> int:
     return 64 + 2 * fsize_mb + 2 * (largest_input_bytes // (1024 * 1024) + 1)
 
 
-def chown_for_jail(path: Path) -> None:
-    """unsafe-local as root: the dropped uid must be able to write its work dir."""
-    if os.geteuid() == 0:
+def unsafe_work_dir() -> Path:
+    """unsafe-local's work dir. As root the program runs as uid 65534, which must reach the dir:
+    so under /tmp itself (world-traversable), not under a private TMPDIR."""
+    root = os.geteuid() == 0
+    path = Path(tempfile.mkdtemp(prefix="distill-run-", dir="/tmp" if root and os.path.isdir("/tmp") else None))
+    if root:
         os.chown(path, JAIL_UID, JAIL_UID)
+    return path

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from distill.filter.dedup import Decontaminator, find_duplicates, load_eval_texts, normalise
-from distill.filter.quality import estimate_tokens, quality_reasons
 from distill.filter import sandbox
+from distill.filter.dedup import Decontaminator, find_duplicates, load_eval_texts, normalise
 from distill.filter.jail import scrub_environment
+from distill.filter.quality import estimate_tokens, quality_reasons
 from distill.filter.verify import check_answer, extract_answer
 from distill.r1 import split_r1
 from distill.recipe import FilterCfg

@@ -135,7 +135,7 @@ def write(out_dir: Path, items: list, accepted: list[dict], rejected: list[dict]
     if any(it.trace.domain == "code" for it in valid):
         from distill.filter.sandbox import isolation
 
-        rep["sandbox"] = isolation()
+        rep["sandbox"] = isolation(cfg.code_sandbox)
     out_dir.mkdir(parents=True, exist_ok=True)
     rep["plots"] = _plots(out_dir, by_reason, acc_len, rej_len)
     write_json(out_dir / "report.json", rep)

@@ -172,8 +172,7 @@ def run_tests(code: str, language: str, tests: list[dict], limits: CodeLimits = 
         raise JailUnavailable(why)
     work = None
     if limits.sandbox == "unsafe-local":
-        work = Path(tempfile.mkdtemp(prefix="distill-run-"))
-        jail.chown_for_jail(work)
+        work = jail.unsafe_work_dir()
     job = _job(code, language, tests, limits, str(work) if work else jail.BOX)
     proc = _start(job, limits, work)
     ready = False
