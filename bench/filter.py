@@ -2,12 +2,19 @@
 
     .venv/bin/python bench/filter.py              # 10,000 traces (about 2-3 minutes on 2 cores)
     .venv/bin/python bench/filter.py --n 2000     # quicker
+    .venv/bin/python bench/filter.py --code 24    # code judging only: the jail vs the old sandbox
 
 The traces imitate what a teacher returns: reasoning that opens mid-thought (the template put
 `<think>` in the prompt), right and wrong boxed answers, fractions vs decimals, unboxed answers,
 truncations, loops, language drift, multiple-choice and a few code answers run in the sandbox.
 Prints traces/s for each worker count, the speed-up, the acceptance mix (which must be the same),
 and the longest time any single trace took against its configured deadline.
+
+`--code N` judges N Python code traces (10 stdin/stdout tests each, 70% correct) three times with
+the old sandbox (distill/filter/sandbox.py as of commit 62cd7a9: one process per test, rlimits and
+an audit hook, read from git), the bubblewrap jail (one jail per trace, a fresh child per test) and
+unsafe-local (the same runner without the jail), then C++ traces in the jail; it prints traces/s
+(min and median of the repeats), whether the verdicts agree, and the load average.
 """
 
 from __future__ import annotations
@@ -106,10 +113,66 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+OLD_SANDBOX_COMMIT = "62cd7a9"
+
+
+def _old_sandbox():
+    """The sandbox this jail replaced, loaded from git as a module (the baseline)."""
+    import subprocess
+    import types
+
+    src = subprocess.run(["git", "show", f"{OLD_SANDBOX_COMMIT}:distill/filter/sandbox.py"], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parent.parent).stdout
+    mod = types.ModuleType("old_sandbox")
+    sys.modules["old_sandbox"] = mod  # dataclasses look their module up there
+    exec(compile(src, "old_sandbox.py", "exec"), mod.__dict__)
+    return mod
+
+
+def code_bench(n: int, repeats: int = 3) -> None:
+    import statistics
+
+    from distill.filter.sandbox import CodeLimits, judge_code
+
+    rng = random.Random(0)
+    traces = []
+    for _ in range(n):
+        pairs = [(rng.randint(-999, 999), rng.randint(-999, 999)) for _ in range(10)]
+        tests = [{"input": f"{a} {b}\n", "output": f"{a + b}\n"} for a, b in pairs]
+        traces.append((rng.random() < 0.7, tests))
+    py = {True: "a, b = map(int, input().split())\nprint(a + b)", False: "a, b = map(int, input().split())\nprint(a - b)"}
+    cpp = {ok: "#include <bits/stdc++.h>\nint main(){long long a,b;std::cin>>a>>b;std::cout<<(a" + ("+" if ok else "-")
+           + "b)<<std::endl;}" for ok in (True, False)}
+    old = _old_sandbox()
+    judges = {
+        "old sandbox (process per test)": lambda ok, t: old.passes_tests(py[ok], t, old.SandboxLimits()),
+        "bwrap jail (jail per trace)": lambda ok, t: judge_code(py[ok], "python", t, CodeLimits()).passed,
+        "unsafe-local (runner, no jail)": lambda ok, t: judge_code(py[ok], "python", t,
+                                                                   CodeLimits(sandbox="unsafe-local")).passed,
+        "bwrap jail, C++ (g++ -O2 once per trace)": lambda ok, t: judge_code(cpp[ok], "cpp", t, CodeLimits()).passed,
+    }
+    print(f"code judging bench: {n} traces x 10 tests, 70% correct, one process, {repeats} repeats; "
+          f"load average {os.getloadavg()[0]:.1f} before (other work on the machine skews every figure)")
+    for name, judge in judges.items():
+        rates, agree = [], True
+        for _ in range(repeats):
+            start = time.perf_counter()
+            verdicts = [judge(ok, tests) for ok, tests in traces]
+            rates.append(n / (time.perf_counter() - start))
+            agree = agree and verdicts == [ok for ok, _ in traces]
+        print(f"  {name:42s} min {min(rates):6.2f}  median {statistics.median(rates):6.2f} traces/s  "
+              f"verdicts right: {agree}")
+    print(f"  load average {os.getloadavg()[0]:.1f} after")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--code", type=int, default=0, help="only the code-judging bench, on this many traces")
     args = ap.parse_args()
+    if args.code:
+        code_bench(args.code)
+        return
     cfg = FilterCfg(max_per_problem=2)
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:

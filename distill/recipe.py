@@ -114,7 +114,7 @@ class FilterCfg(Section):
     # `unsafe-local` runs them without a jail -- only on a machine you can lose.
     code_sandbox: Literal["bwrap", "unsafe-local"] = "bwrap"
     code_cpu_s: float = Field(5, gt=0)  # CPU seconds per test, unless the problem sets `time_limit_s`
-    code_wall_s: float = Field(10.0, gt=0)  # per test, for programs that sleep (at most 3x the CPU limit + 1)
+    code_wall_s: float = Field(10.0, gt=0)  # per test, for programs that sleep (at least 3x the CPU limit + 1)
     code_memory_mb: int = Field(512, ge=64)  # per run, unless the problem sets `memory_mb`
 
     @field_validator("pass_rate_band")
