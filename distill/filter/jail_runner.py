@@ -26,7 +26,9 @@ import math
 import os
 import resource
 import select
+import shutil
 import signal
+import stat
 import sys
 import time
 
@@ -192,14 +194,31 @@ def _clean_up(pid: int) -> None:
             pass
 
 
+def _read_own_file(path: str, n: int, tail: bool = False) -> bytes:
+    """Up to n bytes of a file the program may have replaced: never follow a link, never block on
+    a FIFO; anything but a regular file reads as empty (the program only spoils its own verdict)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return b""
+        if tail:
+            f.seek(max(0, st.st_size - n))
+        return f.read(n)
+
+
 def _tail(path: str, n: int) -> str:
-    with open(path, "rb") as f:
-        f.seek(max(0, os.path.getsize(path) - n))
-        return f.read(n).decode("utf-8", errors="replace")
+    return _read_own_file(path, n, tail=True).decode("utf-8", errors="replace")
 
 
 def _run_one(job: dict, test: dict, run) -> dict:
-    with open(".in", "w", encoding="utf-8") as f:
+    for name in (".in", ".out", ".err"):  # whatever the last run left under these names
+        if os.path.lexists(name):
+            os.unlink(name) if not os.path.isdir(name) or os.path.islink(name) else shutil.rmtree(name)
+    with open(".in", "x", encoding="utf-8") as f:
         f.write(test["input"] if not test.get("fn_name") else "")
     pid = os.fork()
     if pid == 0:  # the child: never returns into this loop
@@ -212,8 +231,7 @@ def _run_one(job: dict, test: dict, run) -> dict:
     code, cpu, wall, timed_out = _wait(pid, job["wall_s"])
     _clean_up(pid)
     cap = test["max_output"]
-    with open(".out", "rb") as f:
-        out = f.read(cap + 1)
+    out = _read_own_file(".out", cap + 1)
     return {"exit": code, "cpu_s": round(cpu, 4), "wall_s": round(wall, 4), "timed_out": timed_out,
             "stdout": out[:cap].decode("utf-8", errors="replace"), "truncated": len(out) > cap,
             "stderr": _tail(".err", 2000)}
