@@ -13,8 +13,9 @@ and the longest time any single trace took against its configured deadline.
 `--code N` judges N Python code traces (10 stdin/stdout tests each, 70% correct) three times with
 the old sandbox (distill/filter/sandbox.py as of commit 62cd7a9: one process per test, rlimits and
 an audit hook, read from git), the bubblewrap jail (one jail per trace, a fresh child per test) and
-unsafe-local (the same runner without the jail), then C++ traces in the jail; it prints traces/s
-(min and median of the repeats), whether the verdicts agree, and the load average.
+unsafe-local (the same runner without the jail), then C++ traces in the jail with and without the
+precompiled <bits/stdc++.h>; it prints traces/s (min and median of the repeats), whether the
+verdicts are right, g++'s CPU seconds per compile, and the load average.
 """
 
 from __future__ import annotations
@@ -129,6 +130,23 @@ def _old_sandbox():
     return mod
 
 
+def _without_pch(judge):
+    from distill.filter import jail
+
+    real, jail.pch_dir = jail.pch_dir, lambda: None
+    try:
+        return judge()
+    finally:
+        jail.pch_dir = real
+
+
+def _compile_cpu(code: str, repeats: int) -> list[float]:
+    from distill.filter.sandbox import CodeLimits, judge_code
+
+    return [judge_code(code, "cpp", [{"input": "1 2", "output": "3"}], CodeLimits()).runs[0]["cpu_s"]
+            for _ in range(repeats)]
+
+
 def code_bench(n: int, repeats: int = 3) -> None:
     import statistics
 
@@ -150,6 +168,8 @@ def code_bench(n: int, repeats: int = 3) -> None:
         "unsafe-local (runner, no jail)": lambda ok, t: judge_code(py[ok], "python", t,
                                                                    CodeLimits(sandbox="unsafe-local")).passed,
         "bwrap jail, C++ (g++ -O2 once per trace)": lambda ok, t: judge_code(cpp[ok], "cpp", t, CodeLimits()).passed,
+        "  the same without the precompiled header": lambda ok, t: _without_pch(
+            lambda: judge_code(cpp[ok], "cpp", t, CodeLimits()).passed),
     }
     print(f"code judging bench: {n} traces x 10 tests, 70% correct, one process, {repeats} repeats; "
           f"load average {os.getloadavg()[0]:.1f} before (other work on the machine skews every figure)")
@@ -162,6 +182,9 @@ def code_bench(n: int, repeats: int = 3) -> None:
             agree = agree and verdicts == [ok for ok, _ in traces]
         print(f"  {name:42s} min {min(rates):6.2f}  median {statistics.median(rates):6.2f} traces/s  "
               f"verdicts right: {agree}")
+    with_pch, without = _compile_cpu(cpp[True], repeats), _without_pch(lambda: _compile_cpu(cpp[True], repeats))
+    print(f"  g++ CPU s per compile of a <bits/stdc++.h> program: with the precompiled header min {min(with_pch):.2f} "
+          f"median {statistics.median(with_pch):.2f}; without min {min(without):.2f} median {statistics.median(without):.2f}")
     print(f"  load average {os.getloadavg()[0]:.1f} after")
 
 

@@ -26,6 +26,7 @@ processes, file size, open files, no core dumps; and kills every process left af
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -41,6 +42,8 @@ _ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/altern
 # Environment variables the judge's workers drop: API keys of the teacher, hub tokens, passwords.
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
 OPT_OUT = "filter.code_sandbox: unsafe-local"
+CXXFLAGS = ["-O2", "-pipe", "-std=gnu++17"]  # as Codeforces' GNU C++17; the binary is built once per trace
+PCH = "/pch"  # where the precompiled <bits/stdc++.h> appears in the jail
 
 
 def bwrap() -> str | None:
@@ -87,9 +90,59 @@ def jail_argv(box_mb: int) -> list[str]:
             argv += ["--ro-bind", link, link]
     for path in _ETC:
         argv += ["--ro-bind-try", path, path]
+    if (pch := pch_dir()) is not None:
+        argv += ["--ro-bind", str(pch), PCH]
     argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(box_mb * 1024 * 1024), "--tmpfs", BOX,
              "--chdir", BOX, "--remount-ro", "/", "--"]
     return argv
+
+
+def _cache_root() -> Path:
+    """Where the jail's shared files live: readable by uid 65534 when root drops to it."""
+    if os.geteuid() == 0:
+        return Path("/var/cache/distill")
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "distill"
+
+
+@functools.lru_cache(maxsize=1)
+def _pch_home() -> Path | None:
+    """The folder for this g++'s precompiled <bits/stdc++.h> (keyed by compiler and flags)."""
+    gxx = shutil.which("g++", path="/usr/local/bin:/usr/bin")
+    if gxx is None:
+        return None
+    try:
+        version = subprocess.run([gxx, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    key = hashlib.sha256((version + " ".join(CXXFLAGS)).encode()).hexdigest()[:12]
+    return _cache_root() / "pch" / key
+
+
+def pch_dir() -> Path | None:
+    """The folder holding bits/stdc++.h.gch when it has been built (`make setup`, or jail.setup())."""
+    home = _pch_home()
+    return home if home is not None and (home / "bits" / "stdc++.h.gch").is_file() else None
+
+
+def build_pch() -> Path | None:
+    """Precompile <bits/stdc++.h>, which most competitive C++ includes: about 1/5 of the CPU time
+    of each compile then (bench/filter.py --code). Built outside the jail from the system header."""
+    home = _pch_home()
+    if home is None:
+        return None
+    deps = subprocess.run(["g++", *CXXFLAGS, "-x", "c++", "-M", "-"], input="#include <bits/stdc++.h>\n",
+                          capture_output=True, text=True, timeout=120)
+    header = next((w for w in deps.stdout.replace("\\", " ").split() if w.endswith("bits/stdc++.h")), None)
+    if header is None:
+        return None
+    (home / "bits").mkdir(parents=True, exist_ok=True)
+    tmp = home / "bits" / f".stdc++.h.gch.{os.getpid()}"
+    subprocess.run(["g++", *CXXFLAGS, "-x", "c++-header", header, "-o", str(tmp)], check=True, timeout=600)
+    tmp.chmod(0o644)
+    os.replace(tmp, home / "bits" / "stdc++.h.gch")  # atomic: a compile never sees half a header
+    for folder in (home / "bits", home, home.parent, home.parent.parent):
+        folder.chmod(0o755)
+    return home
 
 
 def _hint(stderr: str) -> str:
@@ -188,3 +241,20 @@ def unsafe_work_dir() -> Path:
     if root:
         os.chown(path, JAIL_UID, JAIL_UID)
     return path
+
+
+def cxxflags(jailed: bool) -> list[str]:
+    """g++ flags for a judged C++ answer; with the precompiled header where it was built."""
+    pch = pch_dir()
+    if pch is None:
+        return CXXFLAGS
+    return [*CXXFLAGS, "-I", PCH if jailed else str(pch)]
+
+
+def setup() -> None:
+    """`make setup`: precompile the C++ header and print whether the jail starts here."""
+    import json
+
+    built = build_pch()
+    print(f"precompiled <bits/stdc++.h>: {built or 'not built (no g++)'}")
+    print(json.dumps(describe("bwrap"), indent=2))

@@ -10,13 +10,14 @@ and the judge outside compares (`distill/filter/code_tests.py`).
 
 Job: {"language": "python" | "cpp", "code", "box" (the writable work dir), "tests": [{"input",
 "fn_name", "args", "max_output"}], "time_limit_s", "wall_s", "memory_mb", "nproc", "fsize_mb",
-"compile_s", "compile_memory_mb"}. Per test it reports exit status, CPU and wall seconds, whether
-the wall limit hit, stdout (at most `max_output` bytes) and the tail of stderr.
+"compile_s", "compile_memory_mb", "cxxflags"}. Per test it reports exit status, CPU and wall
+seconds, whether the wall limit hit, stdout (at most `max_output` bytes) and the tail of stderr.
 
 Python programs run as `python3 main.py` would, in a child forked from this warm interpreter (no
 second interpreter start per test): `__name__ == "__main__"`, `exit()` and `sys.exit` work, stdin
 and stdout are ordinary files, the recursion limit is raised as competitive judges do. C++ is
-compiled once with `g++ -O2` and the binary is executed per test.
+compiled once with `g++ -O2` (with a precompiled <bits/stdc++.h> where one was built) and the
+binary is executed per test.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import time
 
 MB = 1024 * 1024
 RECURSION_LIMIT = 10**6  # with the stack limit below, deep recursive solutions work as on Codeforces
-COMPILE = ["g++", "-O2", "-pipe", "-std=gnu++17", "-o", "main", "main.cpp"]
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": ".", "TMPDIR": "."}
 
 
@@ -89,8 +89,8 @@ def _python_main(code: str, box: str) -> int:
         exec(compile(code, "main.py", "exec"), main.__dict__)
     except SystemExit as e:
         status = _exit_status(e.code)
-    except BaseException:  # noqa: BLE001 -- the program's own error, reported as python would
-        traceback.print_exc()
+    except BaseException as e:  # noqa: BLE001 -- the program's own error, reported as python would
+        traceback.print_exception(type(e), e, e.__traceback__.tb_next)  # without this runner's frame
         status = 1
     return _finish(status)
 
@@ -242,7 +242,8 @@ def _compile(job: dict) -> dict:
     if pid == 0:
         try:
             _enter_child(os.devnull, ".cc.out", ".cc.err", job["compile_s"], job["compile_memory_mb"], 64, 256)
-            os.execve("/usr/bin/g++" if os.path.exists("/usr/bin/g++") else "g++", COMPILE, ENV)
+            gxx = "/usr/bin/g++" if os.path.exists("/usr/bin/g++") else "/usr/local/bin/g++"
+            os.execve(gxx, ["g++", *job["cxxflags"], "-o", "main", "main.cpp"], ENV)
         finally:
             os._exit(127)
     code, cpu, wall, timed_out = _wait(pid, 2 * job["compile_s"] + 5)

@@ -105,7 +105,7 @@ def _job(code: str, language: str, tests: list[dict], limits: CodeLimits, box: s
     return {"language": language, "code": code, "box": box, "tests": items,
             "time_limit_s": limits.time_limit_s, "wall_s": limits.test_wall_s, "memory_mb": limits.memory_mb,
             "nproc": limits.nproc, "fsize_mb": limits.fsize_mb, "compile_s": limits.compile_s,
-            "compile_memory_mb": limits.compile_memory_mb}
+            "compile_memory_mb": limits.compile_memory_mb, "cxxflags": jail.cxxflags(jailed=box == jail.BOX)}
 
 
 def _start(job: dict, limits: CodeLimits, work: Path | None) -> subprocess.Popen:
@@ -255,5 +255,6 @@ def isolation(mode: str = "bwrap", limits: CodeLimits = CodeLimits()) -> dict:
     desc = (f"per test: CPU {limits.time_limit_s:g} s unless the problem sets `time_limit_s`, wall "
             f"{limits.wall_s:g} s, address space {limits.memory_mb} MiB unless it sets `memory_mb`, "
             f"{limits.nproc} processes, files {limits.fsize_mb} MiB, 64 open files, no core dumps; "
-            f"compile: g++ -O2, {limits.compile_s:g} CPU s, {limits.compile_memory_mb} MiB")
+            f"compile: g++ {' '.join(jail.CXXFLAGS)}, {limits.compile_s:g} CPU s, {limits.compile_memory_mb} MiB, "
+            f"precompiled <bits/stdc++.h>: {jail.pch_dir() or 'not built (make setup)'}")
     return jail.describe(mode, jail.box_mb(0, limits.fsize_mb), desc)
