@@ -125,8 +125,8 @@ def pch_dir() -> Path | None:
 
 
 def build_pch() -> Path | None:
-    """Precompile <bits/stdc++.h>, which most competitive C++ includes: about 1/5 of the CPU time
-    of each compile then (bench/filter.py --code). Built outside the jail from the system header."""
+    """Precompile <bits/stdc++.h>, which most competitive C++ includes: a compile then took 0.28
+    instead of 1.26 CPU s (bench/filter.py --code). Built outside the jail from the system header."""
     home = _pch_home()
     if home is None:
         return None

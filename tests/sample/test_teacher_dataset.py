@@ -144,3 +144,16 @@ def test_limit_and_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DistillError, match="could not open hub dataset open-r1/OpenR1-Math-220k"):
         list(DatasetTeacher("open-r1/OpenR1-Math-220k").traces())
+
+
+def test_taco_call_based_tests_keep_fn_name_and_json_arguments():
+    from distill.filter.code_tests import call_args, same_return
+    from distill.sample.teacher.dataset import _tests
+
+    raw = json.dumps({"inputs": [[[2, 7, 11, 15], 9]], "outputs": [[[0, 1]]], "fn_name": "twoSum"})
+    (t,) = _tests(raw)
+    assert t.fn_name == "twoSum"
+    assert call_args(t.input) == [[2, 7, 11, 15], 9]  # str() would have given a Python repr to stdin
+    assert same_return("[0, 1]", t.output)
+    (plain,) = _tests(json.dumps({"inputs": ["1 2\n"], "outputs": ["3\n"]}))
+    assert plain.fn_name is None and plain.input == "1 2\n"

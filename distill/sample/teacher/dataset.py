@@ -66,10 +66,13 @@ def _strip_instruction(problem: str) -> str:
 
 
 def _tests(raw) -> list[CodeTest] | None:
-    """APPS/TACO-style {"inputs": [...], "outputs": [...]} -> our code tests (None if absent)."""
+    """APPS/TACO-style {"inputs": [...], "outputs": [...], "fn_name"?} -> our code tests (None if
+    absent). Call-based (`fn_name`): each input is the argument list, kept as JSON (SPEC.md)."""
     try:
         data = json.loads(raw) if isinstance(raw, str) else raw
         pairs = zip(data["inputs"], data["outputs"])
+        if fn := data.get("fn_name"):
+            return [CodeTest(input=json.dumps(i), output=json.dumps(o), fn_name=fn) for i, o in pairs] or None
         return [CodeTest(input=str(i), output=str(o)) for i, o in pairs] or None
     except (TypeError, KeyError, ValueError):
         return None
