@@ -49,6 +49,18 @@ def test_no_jail_refuses_code_and_judges_math(no_jail, tmp_path):
     assert saved["sandbox"]["summary"] == why
 
 
+def test_cli_prints_the_refusal_once(no_jail, tmp_path):
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+
+    src = tmp_path / "traces.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+    res = CliRunner().invoke(app, ["filter", str(src), "--out", str(tmp_path / "o"), "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("code judging refused") == 1 and "filter.code_sandbox: unsafe-local" in res.output
+
+
 def test_missing_bwrap_says_how_to_install(monkeypatch):
     monkeypatch.setattr(jail, "bwrap", lambda: None)
     jail.unavailable.cache_clear()
