@@ -122,6 +122,50 @@ def plan_cmd(recipe: Path, gpus: int = typer.Option(1, "--gpus", help="GPUs (dat
         raise typer.Exit(1)
 
 
+@app.command("data")
+def data_cmd(recipe: Path, set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+             as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Preview a recipe's problems before paying a teacher: rows and domains per source, answer parse
+    rate, why rows were skipped, what decontamination removes, prompt tokens, the teacher's budget."""
+    import json
+
+    from rich.console import Console
+
+    from distill.filter.screen import problem_checks
+    from distill.problems import preview
+    from distill.problems.mixture import build_problems
+    from distill.sample.prompts import user_prompt
+
+    r = _recipe(recipe, set_)
+    problems, report = build_problems(r.problems, problem_checks(r))
+    count, counted_with = _token_counter(r.student.model)
+    report["tokens"] = preview.token_stats(problems, user_prompt, count, counted_with)
+    report["teacher"] = preview.teacher_budget(report["tokens"], r.sampling, r.teacher)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    for item in preview.render(report):
+        Console().print(item)
+
+
+app.command("problems", hidden=True)(data_cmd)  # the same verb by the stage's name
+
+
+def _token_counter(model: str):
+    """The student's tokenizer where it loads (local folder, cache, embedded), else an estimate."""
+    try:
+        from transformers import AutoTokenizer
+
+        from distill.assets import hf_folder
+
+        tok = AutoTokenizer.from_pretrained(hf_folder(model))
+        return (lambda text: len(tok(text, add_special_tokens=False)["input_ids"])), f"{model} tokenizer"
+    except Exception as e:  # noqa: BLE001 - offline hub, gated repo: an estimate still sizes the run
+        from distill.filter.quality import estimate_tokens
+
+        return estimate_tokens, f"estimated: words and punctuation ({model} tokenizer not loadable: {type(e).__name__})"
+
+
 @app.command("eval")
 def eval_cmd(model: str = typer.Argument(..., help="HF folder, .gguf file, embedded:NAME or an OpenAI-compatible "
                                                    "base URL (http://host:port/v1)."),

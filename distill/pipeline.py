@@ -22,7 +22,9 @@ from distill.errors import DistillError
 from distill.evaluate import harness as evaluate
 from distill.export import gguf as export
 from distill.filter import judging as trace_filter
-from distill.problems.bundled import load_split
+from distill.problems.benchmarks import load_eval_problems
+from distill.filter.screen import problem_checks
+from distill.problems.mixture import build_problems, sources_key
 from distill.recipe import Recipe, save_resolved
 from distill.records import load_problems, read_json, write_json, write_jsonl
 from distill.sample import sampler as sample
@@ -105,11 +107,15 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     p = recipe.problems
 
     def do_problems():
-        chosen = load_split(p.path, p.split, p.limit)
+        chosen, found = build_problems(p, problem_checks(recipe))
+        write_json(r.path("problems_report.json"), found)
         write_jsonl(problems_path, chosen)
+        console.print(f"{len(chosen)} problems ({found['by_domain']}); skipped by source: "
+                      + "; ".join(f"{s['name']} {s['skipped']}" for s in found["sources"]))
         return {"problems": len(chosen)}
 
-    stage("problems", key_of(recipe.resolved()["problems"], file_sha(Path(p.path))), do_problems)
+    data_key = sources_key(p) if p.sources else file_sha(Path(p.path))
+    stage("problems", key_of(recipe.resolved()["problems"], data_key), do_problems)
 
     sample_key = key_of(recipe.resolved()["teacher"], recipe.resolved()["sampling"], keys["problems"])
 
@@ -159,7 +165,7 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
 
         e = recipe.eval
         # The bundled eval split first, then each public benchmark (`eval.limit` caps each of them).
-        suites = [("", load_split(e.problems, e.split, e.limit))]
+        suites = [("", load_eval_problems(e.problems, e.split, e.limit))]
         suites += [(f"@{b.split('@', 1)[0]}", load_benchmark(b, e.limit)) for b in e.benchmarks]
         results = {}
         base_todo = []
@@ -199,7 +205,7 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
         base = recipe.student.model.removeprefix("embedded:") if is_embedded(recipe.student.model) else recipe.student.model
         x = recipe.export
         limit = min(x.eval_limit, recipe.eval.limit or x.eval_limit)  # the eval stage's problems, capped
-        eval_problems = load_split(recipe.eval.problems, recipe.eval.split, limit) if limit else None
+        eval_problems = load_eval_problems(recipe.eval.problems, recipe.eval.split, limit) if limit else None
         manifest = export.run(student_dir, export_dir, recipe.export_name, x.quants,
                               base_model=base, recipe_name=recipe.name, recipe_sha256=recipe.sha256(),
                               datasets=[recipe.problems.path, f"traces from {recipe.teacher.model}"], license=x.license,

@@ -30,6 +30,10 @@ class StudentCfg(Section):
     chat_template: Literal["auto", "chatml", "llama3"] = "auto"
     # Start the assistant turn with "<think>\n" at generation time (as R1 templates do).
     prefill_think: bool = True
+    # Longer context for a short-context base, set in its config before training (open-r1 did this
+    # to Qwen2.5-Math-7B for OpenR1-Distill-7B: RoPE base 10k -> 300k, 4k -> 32k positions).
+    rope_theta: float | None = Field(None, gt=0)
+    max_position_embeddings: int | None = Field(None, ge=256)
 
 
 class TeacherCfg(Section):
@@ -68,10 +72,101 @@ class TeacherCfg(Section):
         return self
 
 
+# Eval sets a hub mixture is decontaminated against unless the recipe says otherwise (names of
+# `distill.filter.dedup.EVAL_SETS`): the benchmarks every GPU recipe reports.
+DEFAULT_DECONTAMINATE = ["MATH-500", "AIME24", "AIME25", "GPQA-Diamond"]
+
+
+class SourceCfg(Section):
+    """One problem source of a mixture, read with `datasets` and mapped by a named layout."""
+
+    dataset: str  # hub name, local dataset folder, or files (.parquet/.jsonl/.arrow/.csv; globs work)
+    # numina, openr1-math, math, codeforces, taco, apps, gpqa, choice, problems (see distill/problems/layouts.py)
+    layout: str
+    name: str | None = None  # label in reports and the problems' `source` (default: the dataset's last part)
+    config: str | None = None  # hub config (e.g. `verifiable` for open-r1/codeforces)
+    split: str = "train"
+    revision: str | None = None  # hub revision (a commit pins the data)
+    limit: int | None = Field(None, ge=1)  # keep at most this many problems
+    weight: float | None = Field(None, gt=0)  # or: this share of `problems.limit`
+    domain: Literal["math", "code", "choice"] | None = None  # override the layout's domain
+    # Row filters on the dataset's columns: a value, a list of values, or {min: .., max: ..};
+    # null switches off a layout default (numina keeps problem_is_valid/solution_is_valid == Yes).
+    where: dict[str, Any] = {}
+    streaming: bool = False  # read lazily (large hub sets); the shuffle is then approximate
+    max_tests: int | None = Field(None, ge=1)  # code: keep the first N tests of a problem
+
+    @field_validator("layout")
+    @classmethod
+    def _known_layout(cls, v: str) -> str:
+        from distill.problems.layouts import LAYOUTS
+
+        if v not in LAYOUTS:
+            raise ValueError(f"unknown layout {v!r}; choose from {', '.join(LAYOUTS)}")
+        return v
+
+    @field_validator("where")
+    @classmethod
+    def _ranges(cls, v: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k, want in v.items() if isinstance(want, dict) and (not want or set(want) - {"min", "max"})]
+        if bad:
+            raise ValueError(f"a range filter is {{min: .., max: ..}} (check {bad})")
+        return v
+
+    @model_validator(mode="after")
+    def _limit_or_weight(self) -> SourceCfg:
+        if self.limit is not None and self.weight is not None:
+            raise ValueError("give a source `limit` (a count) or a `weight` (a share of problems.limit), not both")
+        return self
+
+
 class ProblemsCfg(Section):
-    path: str  # JSONL of problems (SPEC.md record format)
-    split: Literal["train", "eval", "all"] = "train"
-    limit: int | None = Field(None, ge=1)  # first N problems of the split (None: all)
+    path: str | None = None  # a JSONL of Problem records (SPEC.md), e.g. the bundled set
+    split: Literal["train", "eval", "all"] = "train"  # path: which split of the file
+    # path: the first N problems; sources: the mixture's total, shared out by the sources' weights.
+    limit: int | None = Field(None, ge=1)
+    sources: list[SourceCfg] = []  # a mixture of datasets, instead of `path`
+    seed: int = 0  # which rows a limited source keeps (a seeded shuffle)
+    # Eval sets whose problems are dropped before any teacher call (8-gram overlap, as open-r1's
+    # decontaminate.py): MATH-500, AIME, AIME24, AIME25, GPQA-Diamond, a JSONL (`path.jsonl:eval`)
+    # or a dataset folder. Default: the four benchmarks for `sources`, none for `path`.
+    decontaminate: list[str] | None = None
+    decontaminate_ngram: int = Field(8, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_decontaminate(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("decontaminate") is None:
+            data = {**data, "decontaminate": list(DEFAULT_DECONTAMINATE) if data.get("sources") else []}
+        return data
+
+    @model_validator(mode="after")
+    def _path_or_sources(self) -> ProblemsCfg:
+        if (self.path is None) == (not self.sources):
+            raise ValueError("give `problems.path` (a JSONL of problems) or `problems.sources` (datasets), "
+                             "exactly one of them")
+        weighted = [s.weight is not None for s in self.sources]
+        if any(weighted) and not all(weighted):
+            raise ValueError("give every source a `weight` (shares of problems.limit) or none of them")
+        if any(weighted) and self.limit is None:
+            raise ValueError("source weights share out `problems.limit`: set it (e.g. problems.limit: 20000)")
+        if self.sources and not any(weighted) and self.limit is not None:
+            raise ValueError("with `sources`, `problems.limit` is shared out by weights: give each source a "
+                             "`weight`, or a `limit` of its own")
+        names = [s.name or s.dataset for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError("two sources share a name; give each a distinct `name`")
+        return self
+
+
+class PromptsCfg(Section):
+    """What the teacher is asked after each problem, per domain (None: the default of
+    distill/sample/prompts.py). The student is trained and judged on the defaults."""
+
+    math: str | None = None
+    code: str | None = None  # stdin/stdout problems
+    code_call: str | None = None  # call-based problems; `{fn_name}` is replaced by the function's name
+    choice: str | None = None
 
 
 class SamplingCfg(Section):
@@ -86,11 +181,16 @@ class SamplingCfg(Section):
     # openai backend: more request fields passed through as they are, e.g. {top_k: 20, min_p: 0.05}
     # for vLLM/SGLang, or {logit_bias: {"2": -100}} to forbid a token.
     extra_body: dict[str, Any] = {}
+    prompts: PromptsCfg = PromptsCfg()  # the teacher's instruction per domain (math, code, code_call, choice)
 
 
 class FilterCfg(Section):
     require_think: bool = True  # reject traces without a closed <think> block
-    max_completion_tokens: int | None = Field(None, ge=1)  # `too_long` above this
+    max_completion_tokens: int | None = Field(None, ge=1)  # `too_long` above this (the teacher's count)
+    # `too_long` above this many STUDENT tokens, prompt and chat template included: set it to
+    # train.max_length so no accepted trace is cut in training. Counted with `tokenizer`.
+    max_length: int | None = Field(None, ge=16)
+    tokenizer: str | None = None  # HF tokenizer for max_length (default: the recipe's student)
     min_completion_tokens: int | None = Field(None, ge=1)  # `too_short` below this
     max_per_problem: int | None = Field(None, ge=1)  # keep the k shortest correct traces
     # Difficulty filter (s1/LIMO): keep only problems whose share of correct traces lies in
@@ -183,7 +283,7 @@ class TrainCfg(Section):
 
 
 class EvalCfg(Section):
-    problems: str  # JSONL of problems
+    problems: str  # JSONL of problems (its `split`), or a benchmark by name: math500, aime24, ... (NAME@DIR)
     split: Literal["train", "eval", "all"] = "eval"
     limit: int | None = Field(None, ge=1)
     n: int = Field(1, ge=1)  # samples per problem; pass@1 is averaged over them
@@ -259,6 +359,33 @@ class Recipe(Section):
     train: TrainCfg = TrainCfg()
     eval: EvalCfg
     export: ExportCfg = ExportCfg()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _filter_counts_with_the_student(cls, data: Any) -> Any:
+        f, student = (data.get("filter"), data.get("student")) if isinstance(data, dict) else (None, None)
+        if isinstance(f, dict) and f.get("max_length") and not f.get("tokenizer") and isinstance(student, dict):
+            data = {**data, "filter": {**f, "tokenizer": student.get("model")}}
+        return data
+
+    @model_validator(mode="after")
+    def _lengths_agree(self) -> Recipe:
+        """The context the student holds bounds what is trained on, which bounds what is worth sampling."""
+        problems = []
+        context = self.student.max_position_embeddings
+        if context and self.train.max_length > context:
+            problems.append(f"train.max_length {self.train.max_length} exceeds student.max_position_embeddings "
+                            f"{context}: lower train.max_length")
+        cap = self.filter.max_length
+        if cap and cap > self.train.max_length:
+            problems.append(f"filter.max_length {cap} exceeds train.max_length {self.train.max_length}: accepted "
+                            "traces would be cut in training; set filter.max_length <= train.max_length")
+        if cap and self.teacher.backend != "dataset" and self.sampling.max_tokens > cap:
+            problems.append(f"sampling.max_tokens {self.sampling.max_tokens} exceeds filter.max_length {cap}: "
+                            "tokens past what the filter keeps are paid for and thrown away; lower sampling.max_tokens")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def run_dir(self) -> Path:

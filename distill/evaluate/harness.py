@@ -17,9 +17,10 @@ from rich.progress import Progress
 
 from distill.evaluate.backends import Backend, open_backend
 from distill.filter.verify import is_correct
-from distill.r1 import THINK_CLOSE, THINK_OPEN, split_r1, student_messages
+from distill.r1 import THINK_CLOSE, THINK_OPEN, split_r1
 from distill.recipe import EvalCfg
 from distill.records import Problem, write_json, write_jsonl
+from distill.sample.prompts import student_messages
 
 FORCE_CLOSE = f"\n{THINK_CLOSE}\n\n"
 
@@ -72,7 +73,7 @@ def run(model: str | Backend, problems: list[Problem], cfg: EvalCfg, out: Path |
         **endpoint) -> dict:
     """pass@1 of `model` over `problems`, `cfg.n` samples each; per-sample rows go to `out` (JSONL) and
     the summary beside it (`.summary.json`). `endpoint`: served_model, api_key_env, tokenizer."""
-    conversations = [student_messages(p.problem) for p in problems for _ in range(cfg.n)]
+    conversations = [student_messages(p) for p in problems for _ in range(cfg.n)]
 
     def work(backend: Backend) -> tuple[list, float]:
         start = time.monotonic()
@@ -118,7 +119,7 @@ def budget_curve(model: str | Backend, problems: list[Problem], cfg: EvalCfg, bu
                  out_dir: Path | None = None, label: str | None = None, chat_template: str | None = None,
                  show_progress: bool = True, **endpoint) -> dict:
     """pass@1 and mean thinking tokens at each thinking budget: the accuracy-vs-budget curve."""
-    conversations = [student_messages(p.problem) for p in problems for _ in range(cfg.n)]
+    conversations = [student_messages(p) for p in problems for _ in range(cfg.n)]
 
     def work(backend: Backend) -> list[dict]:
         points = []

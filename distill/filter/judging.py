@@ -31,6 +31,7 @@ from typing import TypeVar
 from distill.filter import sandbox
 from distill.filter.dedup import Decontaminator, find_duplicates, load_eval_texts, normalise
 from distill.filter.jail import scrub_environment
+from distill.filter.length import check_tokenizer, student_tokens
 from distill.filter.quality import estimate_tokens, quality_reasons
 from distill.filter.verify import check_answer, extract_answer
 from distill.r1 import split_r1
@@ -57,6 +58,8 @@ def judge(trace: Trace, cfg: FilterCfg) -> list[str]:
     if cfg.require_think:
         reasons += parts.form
     reasons += quality_reasons(trace.problem, parts.reasoning, parts.answer, n_tokens(trace), cfg)
+    if cfg.max_length and "too_long" not in reasons and student_tokens(trace, cfg.tokenizer) > cfg.max_length:
+        reasons.append("too_long")  # would not fit train.max_length in the student's tokens
     predicted = extract_answer(parts.answer, trace.domain, trace.choices, fallbacks=parts.reasoning is not None)
     limits = sandbox.code_limits(cfg, trace.time_limit_s, trace.memory_mb)
     reasons += check_answer(trace.domain, trace.answer, predicted, trace.choices, cfg.verify_timeout_s,
@@ -223,6 +226,8 @@ def run(traces_path: Path, out_dir: Path, cfg: FilterCfg, workers: int | None = 
 
     started = time.monotonic()
     out_dir = Path(out_dir)
+    if cfg.max_length:
+        check_tokenizer(cfg.tokenizer)
     items = read_items(Path(traces_path))
     eval_texts, eval_counts = load_eval_texts(cfg.decontaminate) if cfg.decontaminate else ([], {})
     problem_info = judge_all(items, cfg, workers, progress, meanwhile=lambda: problem_checks(items, cfg, eval_texts))

@@ -5,6 +5,7 @@ same `load_dataset` call, so an offline machine reads exactly what the hub would
 
     problems = load_benchmark("math500", limit=50)
     problems = load_benchmark("gsm8k@/data/gsm8k")
+    problems = load_eval_problems(recipe.eval.problems, recipe.eval.split)  # a benchmark or a JSONL split
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from distill.errors import DistillError
+from distill.problems.bundled import load_split
 from distill.records import Problem
 
 
@@ -96,3 +98,12 @@ def load_benchmark(spec: str, limit: int | None = None) -> list[Problem]:
     except (KeyError, TypeError) as e:
         raise DistillError(f"{source} does not look like {bench.hub} (missing column {e}); "
                            f"keep the hub repo's layout") from None
+
+
+def is_benchmark(spec: str) -> bool:
+    return spec.split("@", 1)[0] in BENCHMARKS
+
+
+def load_eval_problems(spec: str, split: str = "eval", limit: int | None = None) -> list[Problem]:
+    """A recipe's eval problems: a benchmark by name (`math500`, `aime24@DIR`) or a JSONL's split."""
+    return load_benchmark(spec, limit) if is_benchmark(spec) else load_split(spec, split, limit)

@@ -1,11 +1,35 @@
-"""The teacher's prompt extras: a system line and worked examples in R1 form, which make a small
-teacher produce R1-form traces. The R1 user prompt itself lives in `distill.r1`."""
+"""Prompts per domain, and the teacher's extras (a system line, worked examples in R1 form).
+
+Math asks for the answer in \\boxed{} (R1's own recommendation, kept word for word in
+`distill.r1`); code asks for one ```python block that reads stdin, or the named function for
+call-based tests; choice lists the lettered options (in the problem text) and asks for the letter
+in \\boxed{}. Each answer form is what `distill.filter.verify` extracts. A recipe may reword the
+teacher's instruction per domain (`sampling.prompts`); the student is always trained and judged
+on the defaults, so what it learns and how it is asked stay one thing.
+
+    messages = teacher_messages(problem, system=None, few_shot=0, prompts=recipe.sampling.prompts)
+    messages = student_messages(trace)          # training and evaluation
+"""
 
 from __future__ import annotations
 
-from distill.r1 import user_prompt
+from typing import Any
 
-# Worked examples in R1 form, for teachers too small to produce the form unprompted.
+from distill.r1 import R1_INSTRUCTION, user_prompt as r1_prompt
+
+INSTRUCTIONS = {
+    "math": R1_INSTRUCTION,
+    "code": ("Please reason step by step, then write a complete Python 3 program that reads the input from "
+             "standard input and writes the answer to standard output. Put the final program in one "
+             "```python code block."),
+    "code_call": ("Please reason step by step, then write the Python 3 function `{fn_name}` (complete the "
+                  "starter code where there is one); it is called with each test's arguments and its return "
+                  "value is checked. Put the final code in one ```python code block."),
+    "choice": ("Please reason step by step, and put the letter of the correct option within \\boxed{} "
+               "(for example \\boxed{A})."),
+}
+
+# Worked examples in R1 form, for teachers too small to produce the form unprompted (math only).
 FEW_SHOT = [
     ("Mia has 14 shells and finds 23 more. How many shells does Mia have now?",
      "<think>\nMia starts with 14 shells. She finds 23 more, so 14 + 23 = 37.\n</think>\n\n"
@@ -27,10 +51,48 @@ DEFAULT_SYSTEM = (
 )
 
 
-def teacher_messages(problem: str, system: str | None = None, few_shot: int = 0) -> list[dict]:
-    """Chat messages for a teacher: optional system line and `few_shot` worked examples."""
+def call_name(tests: list | None) -> str | None:
+    """The function a call-based problem's tests call (None for stdin/stdout tests)."""
+    for t in tests or []:
+        name = t.get("fn_name") if isinstance(t, dict) else getattr(t, "fn_name", None)
+        if name:
+            return name
+    return None
+
+
+def prompt_kind(domain: str, tests: list | None = None) -> str:
+    """Which instruction a problem gets: math, code, code_call or choice."""
+    if domain == "code":
+        return "code_call" if call_name(tests) else "code"
+    return domain if domain in INSTRUCTIONS else "math"
+
+
+def user_prompt(record: Any, prompts: Any = None) -> str:
+    """The user turn for a problem or trace (or a bare math question): its text, then its
+    domain's instruction (`prompts`: a recipe's `sampling.prompts` overriding the defaults)."""
+    if isinstance(record, str):
+        text, domain, tests = record, "math", None
+    else:
+        text, domain, tests = record.problem, record.domain, record.tests
+    kind = prompt_kind(domain, tests)
+    override = getattr(prompts, kind, None) if prompts is not None else None
+    if kind == "math" and override is None:
+        return r1_prompt(text)  # R1's prompt exactly: problem, newline, instruction
+    instruction = (override or INSTRUCTIONS[kind]).replace("{fn_name}", call_name(tests) or "solve")
+    return f"{text}\n\n{instruction}"
+
+
+def student_messages(record: Any) -> list[dict]:
+    """What the student sees, in training and at evaluation: the zero-shot prompt of its domain."""
+    return [{"role": "user", "content": user_prompt(record)}]
+
+
+def teacher_messages(problem: Any, system: str | None = None, few_shot: int = 0, prompts: Any = None) -> list[dict]:
+    """Chat messages for a teacher: optional system line, `few_shot` worked examples (math
+    problems only: the examples are math), then the problem with its domain's instruction."""
     messages = [{"role": "system", "content": system}] if system else []
-    for q, a in FEW_SHOT[:few_shot]:
-        messages += [{"role": "user", "content": user_prompt(q)}, {"role": "assistant", "content": a}]
-    messages.append({"role": "user", "content": user_prompt(problem)})
+    if isinstance(problem, str) or problem.domain == "math":
+        for q, a in FEW_SHOT[:few_shot]:
+            messages += [{"role": "user", "content": user_prompt(q, prompts)}, {"role": "assistant", "content": a}]
+    messages.append({"role": "user", "content": user_prompt(problem, prompts)})
     return messages

@@ -86,7 +86,7 @@ async def _sample_all(teacher: Teacher, recipe: Recipe, jobs, total: int, out: J
                             failed=len(tally.failed))
 
     async def one(problem: Problem, index: int) -> None:
-        messages = teacher_messages(problem.problem, t.system_prompt, t.few_shot)
+        messages = teacher_messages(problem, t.system_prompt, t.few_shot, s.prompts)
         params = {**s.extra_body, "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens,
                   "seed": request_seed(s.seed, problem.id, index)}
         for attempt in range(s.max_retries + 1):

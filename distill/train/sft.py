@@ -19,19 +19,20 @@ from typing import Any
 
 from distill.assets import hf_folder
 from distill.errors import DistillError
-from distill.r1 import THINK_CLOSE, THINK_OPEN, split_r1, student_messages
+from distill.r1 import THINK_CLOSE, THINK_OPEN, split_r1
 from distill.recipe import Recipe, save_resolved
 from distill.records import BadLine, Trace, read_records, write_json
+from distill.sample.prompts import student_messages
 from distill.train.templates import apply_to, style_for
 
 
 def training_messages(trace: Trace) -> list[dict]:
-    """One conversation: the zero-shot R1 prompt and the teacher's trace in canonical R1 form."""
+    """One conversation: the zero-shot prompt of the trace's domain and the teacher's trace in R1 form."""
     parts = split_r1(trace.completion)
     if parts.reasoning is None:
         raise DistillError(f"trace {trace.key} has no closed <think> block; filter the traces first")
     content = f"{THINK_OPEN}\n{parts.reasoning.strip()}\n{THINK_CLOSE}\n\n{parts.answer.strip()}"
-    return student_messages(trace.problem) + [{"role": "assistant", "content": content}]
+    return student_messages(trace) + [{"role": "assistant", "content": content}]
 
 
 @dataclass
@@ -139,9 +140,37 @@ def load_student(recipe: Recipe, for_training: bool = True, model_kwargs: dict |
     kwargs = dict(model_kwargs or {"dtype": torch.bfloat16 if recipe.train.bf16 else torch.float32})
     if not for_training:
         kwargs.pop("quantization_config", None)
+    context = student_context(recipe)
+    if context:
+        from transformers import AutoConfig
+
+        kwargs["config"] = AutoConfig.from_pretrained(hf_folder(recipe.student.model))
+        apply_context(kwargs["config"], **context)
     model = AutoModelForCausalLM.from_pretrained(hf_folder(recipe.student.model), **kwargs)
     _set_stop(model, tok)
     return model, tok
+
+
+def student_context(recipe: Recipe) -> dict:
+    s = recipe.student
+    return {k: v for k, v in (("rope_theta", s.rope_theta), ("max_position_embeddings", s.max_position_embeddings))
+            if v is not None}
+
+
+def apply_context(config, rope_theta: float | None = None, max_position_embeddings: int | None = None) -> None:
+    """Longer context for a short-context base, as open-r1 made open-r1/Qwen2.5-Math-7B-RoPE-300k
+    (config only; training adapts the weights). The saved student keeps the new config, so the
+    export and every runtime use the RoPE base it was trained at."""
+    if rope_theta is not None:
+        params = getattr(config, "rope_parameters", None)
+        if isinstance(params, dict):  # transformers 5 keeps the RoPE base here; rope_theta is ignored
+            config.rope_parameters = {**params, "rope_theta": float(rope_theta)}
+        else:
+            config.rope_theta = float(rope_theta)
+    if max_position_embeddings is not None:
+        config.max_position_embeddings = max_position_embeddings
+        if getattr(config, "sliding_window", None):  # Qwen2.5-Math ships a 4k window (unused) with 4k positions
+            config.sliding_window = max_position_embeddings
 
 
 def _set_stop(model, tok) -> None:
