@@ -22,8 +22,8 @@ from distill.errors import DistillError
 from distill.evaluate import harness as evaluate
 from distill.export import gguf as export
 from distill.filter import judging as trace_filter
-from distill.problems.benchmarks import load_eval_problems
 from distill.filter.screen import problem_checks
+from distill.problems.benchmarks import load_eval_problems
 from distill.problems.mixture import build_problems, sources_key
 from distill.recipe import Recipe, save_resolved
 from distill.records import load_problems, read_json, write_json, write_jsonl

@@ -36,12 +36,10 @@ def check_tokenizer(name: str | None) -> None:
                            "whose student it defaults to)")
     try:
         _tokenizer(name)
-    except DistillError:
-        raise
-    except Exception as e:  # noqa: BLE001 - hub unreachable, gated, not a tokenizer folder
+    except Exception as e:  # noqa: BLE001 - hub unreachable, gated, no such folder, not a tokenizer
         raise DistillError(f"filter.max_length counts student tokens with {name!r}, which cannot be loaded "
-                           f"({type(e).__name__}: {str(e)[:200]}); set filter.tokenizer to a local folder "
-                           "holding the student's tokenizer") from None
+                           f"({str(e)[:200]}); set filter.tokenizer to a local folder holding the "
+                           "student's tokenizer") from None
 
 
 def student_tokens(trace: Trace, tokenizer: str) -> int:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill.r1 import R1_INSTRUCTION, user_prompt as r1_prompt
+from distill.r1 import R1_INSTRUCTION
+from distill.r1 import user_prompt as r1_prompt
 
 INSTRUCTIONS = {
     "math": R1_INSTRUCTION,

@@ -4,8 +4,20 @@ hub name (`datasets.load_dataset(name_or_folder, config, split=...)`), mapped to
 import json
 
 import pytest
-from hub_layouts import (apps, arc, codeforces, codeforces_row, gpqa, math_lighteval, mmlu, numina, numina_row,
-                         openr1_math, taco, taco_row)
+from hub_layouts import (
+    apps,
+    arc,
+    codeforces,
+    codeforces_row,
+    gpqa,
+    math_lighteval,
+    mmlu,
+    numina,
+    numina_row,
+    openr1_math,
+    taco,
+    taco_row,
+)
 
 from distill.errors import DistillError
 from distill.filter.verify import is_correct
