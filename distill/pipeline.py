@@ -117,15 +117,19 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     data_key = sources_key(p) if p.sources else file_sha(Path(p.path))
     stage("problems", key_of(recipe.resolved()["problems"], data_key), do_problems)
 
-    sample_key = key_of(recipe.resolved()["teacher"], recipe.resolved()["sampling"], keys["problems"])
+    # Traces are set aside only when the teacher or its sampling settings change. New, dropped or
+    # reordered problems are not a reason: their ids are text hashes, so sampling resumes by id.
+    settings_key = key_of(recipe.resolved()["teacher"], recipe.resolved()["sampling"])
+    sample_key = key_of(settings_key, file_sha(problems_path) if problems_path.exists() else keys["problems"])
 
     def do_sample():
-        previous = r.ledger.get("sample", {}).get("key")
-        if previous and previous != sample_key and traces_path.exists():
+        before = r.ledger.get("sample", {})
+        previous = before.get("settings", before.get("key"))  # ledgers written before `settings` existed
+        if previous and previous != settings_key and traces_path.exists():
             aside = r.path(f"traces.{previous}.jsonl")
             traces_path.rename(aside)  # other teacher settings: keep that paid-for work aside
             console.print(f"teacher settings changed: previous traces kept in {aside}")
-        r.ledger["sample"] = {"key": sample_key, "done": False}
+        r.ledger["sample"] = {"key": sample_key, "settings": settings_key, "done": False}
         write_json(r.ledger_path, r.ledger)
         summary = sample.run(recipe, load_problems(problems_path), traces_path)
         console.print(f"sampled {summary['sampled']} (already had {summary['already_done']}), "
@@ -133,7 +137,7 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
         if summary["failed"]:
             raise DistillError(f"{len(summary['failed'])} samples failed (see {r.path('sample_summary.json')}); "
                                "rerun to retry only those")
-        return {"sampled": summary["sampled"]}
+        return {"sampled": summary["sampled"], "settings": settings_key}
 
     stage("sample", sample_key, do_sample)
 

@@ -444,11 +444,25 @@ def apply_override(data: dict, assignment: str) -> None:
     parts = key.strip().split(".")
     node = data
     for p in parts[:-1]:
+        if isinstance(node, list):  # a list item by index: problems.sources.0.dataset=DIR
+            node = _item(node, p, key)
+            continue
         nxt = node.setdefault(p, {})
-        if not isinstance(nxt, dict):
+        if not isinstance(nxt, (dict, list)):
             raise RecipeError("--set", [(key, f"`{p}` is not a section")])
         node = nxt
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(node, list):
+        _item(node, parts[-1], key)
+        node[int(parts[-1])] = value
+    else:
+        node[parts[-1]] = value
+
+
+def _item(items: list, index: str, key: str):
+    if not index.isdigit() or int(index) >= len(items):
+        raise RecipeError("--set", [(key, f"`{index}` is not an item of that list (0..{len(items) - 1})")])
+    return items[int(index)]
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -1,5 +1,7 @@
 """A mixture gives the requested count per source, with stable ids, whatever it skips on the way."""
 
+from pathlib import Path
+
 import pytest
 from hub_layouts import codeforces, codeforces_row, numina, numina_row
 
@@ -126,3 +128,11 @@ def test_hub_sources_are_decontaminated_against_the_four_benchmarks_by_default()
     cfg = ProblemsCfg(sources=[{"dataset": "AI-MO/NuminaMath-1.5", "layout": "numina", "limit": 10}])
     assert cfg.decontaminate == ["MATH-500", "AIME24", "AIME25", "GPQA-Diamond"]
     assert ProblemsCfg(path="data/problems/arithmetic.jsonl").decontaminate == []
+
+
+def test_set_reaches_a_source_by_index(tmp_path):
+    root = Path(__file__).resolve().parents[2] / "recipes" / "7b.yaml"
+    r = load_recipe(root, ["problems.sources.0.dataset=/data/OpenR1-Math-220k", "problems.sources.1.limit=50"])
+    assert r.problems.sources[0].dataset == "/data/OpenR1-Math-220k" and r.problems.sources[1].limit == 50
+    with pytest.raises(RecipeError, match="not an item"):
+        load_recipe(root, ["problems.sources.5.limit=1"])
