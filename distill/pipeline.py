@@ -212,7 +212,8 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
         eval_problems = load_eval_problems(recipe.eval.problems, recipe.eval.split, limit) if limit else None
         manifest = export.run(student_dir, export_dir, recipe.export_name, x.quants,
                               base_model=base, recipe_name=recipe.name, recipe_sha256=recipe.sha256(),
-                              datasets=[recipe.problems.path, f"traces from {recipe.teacher.model}"], license=x.license,
+                              datasets=[*_problem_datasets(recipe), f"traces from {recipe.teacher.model}"],
+                              license=x.license,
                               stop_token=_stop(recipe), traces=filter_dir / "accepted.jsonl",
                               n_traces=x.perplexity_traces, eval_problems=eval_problems, eval_cfg=recipe.eval)
         for f in manifest["files"]:
@@ -226,6 +227,11 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     report_path = report.build(r.dir, export_dir)
     _print_summary(recipe, ledger, ran, export_dir, report_path)
     return ledger
+
+
+def _problem_datasets(recipe: Recipe) -> list[str]:
+    p = recipe.problems
+    return [p.path] if p.path else [s.dataset + (f":{s.config}" if s.config else "") for s in p.sources]
 
 
 def _style(recipe: Recipe) -> str:

@@ -8,6 +8,7 @@ decontaminate.py rule: any shared 8-gram, numbers or not).
 
 from __future__ import annotations
 
+from distill.errors import DistillError
 from distill.filter.dedup import Decontaminator, load_eval_texts
 from distill.filter.verify import math_equal
 from distill.problems.mixture import Checks
@@ -19,7 +20,10 @@ def problem_checks(recipe: Recipe) -> Checks:
     p = recipe.problems
     decontaminators = []
     for name in p.decontaminate:
-        texts, _ = load_eval_texts([name])
+        try:
+            texts, _ = load_eval_texts([name])
+        except DistillError as e:
+            raise DistillError(str(e).replace("`filter.decontaminate`", "`problems.decontaminate`")) from None
         decontaminators.append((name, Decontaminator(texts, p.decontaminate_ngram, same_numbers=False)))
 
     def gold(problem: Problem) -> str | None:
