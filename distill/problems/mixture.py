@@ -126,7 +126,7 @@ def _read_source(src, name: str, want: int | None, seed: int, seen: set[str], ch
     where = {**layout.default_where, **src.where}
     columns = set(layout.columns) | set(where) if layout.columns else ()
     rows = open_rows(src.dataset, src.config, src.split, src.streaming, columns, shuffle=want is not None,
-                     seed=seed, revision=src.revision)
+                     seed=seed, revision=src.revision, required=[c for c, v in src.where.items() if v is not None])
     kept: list[Problem] = []
     for row in rows:
         if want is not None and len(kept) >= want:

@@ -81,10 +81,15 @@ def load(dataset: str, config: str | None, split: str, streaming: bool, revision
 
 
 def open_rows(dataset: str, config: str | None, split: str, streaming: bool, columns: Iterable[str],
-              shuffle: bool, seed: int, revision: str | None = None) -> Iterator[dict]:
-    """The rows of a source as dicts of the wanted columns (those it has), shuffled if asked."""
+              shuffle: bool, seed: int, revision: str | None = None, required: Iterable[str] = ()) -> Iterator[dict]:
+    """The rows of a source as dicts of the wanted columns (those it has), shuffled if asked;
+    a `required` column (one a filter reads) that the dataset lacks is an error, not an empty source."""
     ds = load(dataset, config, split, streaming, revision)
     have = list(ds.column_names or []) if ds.column_names is not None else None
+    missing = sorted(set(required) - set(have)) if have is not None else []
+    if missing:
+        raise DistillError(f"{dataset}: no column {', '.join(missing)} to filter on (`where`); its columns are "
+                           f"{', '.join(have)}")
     if have is not None:
         keep = [c for c in columns if c in have]
         if keep and len(keep) < len(have):

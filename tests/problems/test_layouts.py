@@ -67,6 +67,8 @@ def test_numina_keeps_verifiable_valid_rows_and_filters_by_column(tmp_path):
 
     picked, _ = mixture(dataset=str(root), layout="numina", where={"synthetic": False, "source": ["amc_aime"]})
     assert [p.answer for p in picked] == ["1024"]
+    with pytest.raises(DistillError, match="no column sorce"):  # a misspelt filter is not an empty source
+        mixture(dataset=str(root), layout="numina", where={"sorce": "amc_aime"})
     # null switches a layout default off: the row with an invalid solution comes back.
     loose, _ = mixture(dataset=str(root), layout="numina", where={"solution_is_valid": None})
     assert "\\frac{5}{6}" in [p.answer for p in loose]
