@@ -291,16 +291,43 @@ def export_cmd(target: Path = typer.Argument(..., help="A recipe YAML, a trained
 def chat(gguf: Path = typer.Argument(..., help="An exported .gguf file."),
          show_thinking: bool = typer.Option(True, "--show-thinking/--hide-thinking",
                                             help="Stream the <think> part, or show only 'thought for N tokens'."),
+         think: bool = typer.Option(True, "--think/--no-think", help="Let the student think first (/think in chat)."),
          think_budget: int | None = typer.Option(None, min=1, help="Close the thinking after N tokens and answer."),
          min_think: int = typer.Option(0, min=0, help="Thinking shorter than N tokens is extended with 'Wait' (s1)."),
+         ctx: int | None = typer.Option(None, min=256, help="Context in tokens (default: the model's training "
+                                                            "context, capped by free RAM and at 32k)."),
          prompt: str | None = typer.Option(None, "-p", "--prompt", help="Ask one question and exit."),
-         max_tokens: int = typer.Option(1024), temperature: float = typer.Option(0.6)) -> None:
-    """Chat with an exported student through llama.cpp, streaming."""
-    from distill.laptop import chat as chat_mod
+         max_tokens: int | None = typer.Option(None, min=1, help="Tokens per reply (default: until the context "
+                                                                 "is full)."),
+         temperature: float = typer.Option(0.6, min=0.0),
+         threads: int | None = typer.Option(None, min=1, help="CPU threads (default: all cores).")) -> None:
+    """Chat with an exported student through llama.cpp, streaming, with the conversation's history.
+    In the chat: /reset, /think on|off, /budget N|off, /help."""
+    from distill.laptop import session
 
     if not gguf.exists():
         raise DistillError(f"{gguf} not found; export a student with `make student` or fetch one with `distill pull`")
-    chat_mod.interactive(str(gguf), show_thinking, think_budget, prompt, max_tokens, temperature, min_think)
+    session.interactive(str(gguf), show_thinking, prompt, ctx, max_tokens, temperature, think, think_budget,
+                        min_think, threads)
+
+
+@app.command()
+def serve(gguf: Path = typer.Argument(..., help="An exported .gguf file."),
+          port: int = typer.Option(8501, help="Port of the chat page on 127.0.0.1."),
+          api_port: int | None = typer.Option(None, help="Port of the OpenAI-compatible API (default: a free one)."),
+          ctx: int | None = typer.Option(None, min=256, help="Context per request in tokens (default: the model's "
+                                                             "training context, capped by free RAM and at 32k)."),
+          parallel: int = typer.Option(1, min=1, help="Requests the API serves at once (llama.cpp slots)."),
+          temperature: float = typer.Option(0.6, min=0.0, help="The chat page's sampling temperature."),
+          threads: int | None = typer.Option(None, min=1, help="CPU threads (default: all cores).")) -> None:
+    """On 127.0.0.1: llama.cpp's own OpenAI-compatible server (reasoning in `reasoning_content`) and a
+    browser chat page (Streamlit) that shows the thinking folded. Ctrl-C stops both."""
+    from distill.laptop.serve import serve as serve_fn
+
+    if not gguf.exists():
+        raise DistillError(f"{gguf} not found; export a student with `make student` or fetch one with `distill pull`")
+    serve_fn(gguf, port=port, api_port=api_port, ctx=ctx, parallel=parallel, temperature=temperature,
+             threads=threads)
 
 
 @app.command()

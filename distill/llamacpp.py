@@ -93,17 +93,22 @@ _DIE_WITH_PARENT = ("import ctypes, os, signal, sys\n"
                     "os.execv(sys.argv[1], sys.argv[1:])")
 
 
+def popen_tied(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """`subprocess.Popen(cmd)` for a child that must not outlive this process (a server we started)."""
+    return subprocess.Popen([sys.executable, "-c", _DIE_WITH_PARENT, *cmd], **kwargs)
+
+
 class LlamaServer:
     """llama.cpp's `llama-server` as a child process on 127.0.0.1: `parallel` slots with continuous
     batching, each holding `ctx` tokens, prompt caching on (a shared system/few-shot prefix is computed
     once per slot). `url` is the OpenAI-compatible `/v1` base; `alias` the model name it serves.
 
     `extra_args` go to the server as they are (e.g. ["--reasoning-format", "deepseek"]);
-    `gpu_layers` offloads layers where llama.cpp was built with CUDA."""
+    `gpu_layers` offloads layers where llama.cpp was built with CUDA; `port` is a free one unless given."""
 
     def __init__(self, gguf: str | Path, alias: str | None = None, parallel: int = 1, ctx: int = 4096,
                  threads: int | None = None, log_path: Path | None = None, start_timeout_s: float = 300,
-                 extra_args: list[str] | None = None, gpu_layers: int | None = None):
+                 extra_args: list[str] | None = None, gpu_layers: int | None = None, port: int | None = None):
         self.gguf = Path(gguf)
         if not self.gguf.exists():
             raise DistillError(f"GGUF {self.gguf} not found")
@@ -112,7 +117,7 @@ class LlamaServer:
         self.threads = threads or os.cpu_count() or 1
         self.log_path, self.start_timeout_s = log_path, start_timeout_s
         self.extra_args, self.gpu_layers = list(extra_args or []), gpu_layers
-        self.port = free_port()
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = self.base + "/v1"
         self.proc: subprocess.Popen | None = None
@@ -133,8 +138,7 @@ class LlamaServer:
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path or os.devnull, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-c", _DIE_WITH_PARENT, *self.command()],
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = popen_tied(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:

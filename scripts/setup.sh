@@ -51,3 +51,15 @@ done
 # <bits/stdc++.h> for judged C++ (0.28 instead of 1.26 CPU s per compile, bench/filter.py --code).
 # A machine without user namespaces still sets up; code judging then refuses with its own message.
 "$VENV/bin/python" -c "from distill.filter.jail import setup; setup()" || echo "warning: the code jail check failed (see above)" >&2
+# For two tests, where apt can install them: Debian's chromium (the `distill serve` page in a headless
+# browser) and Go (Ollama's TEMPLATE parsed by Go's own text/template). Without them those tests skip.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  missing=""
+  command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+  command -v go >/dev/null 2>&1 || missing="$missing golang-go"
+  if [ -n "$missing" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q $missing >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $missing >/dev/null 2>&1; } \
+      || echo "note: apt-get could not install$missing; the tests that need them will skip"
+  fi
+fi

@@ -77,6 +77,24 @@ def llama_server(smol_gguf, tmp_path_factory):
         yield server
 
 
+@pytest.fixture(scope="session")
+def bigram_gguf(tmp_path_factory) -> Path:
+    """A hand-wired student whose greedy reply is known token by token (tests/bigram.py)."""
+    from bigram import bigram_student, to_gguf
+
+    root = tmp_path_factory.mktemp("bigram")
+    return to_gguf(bigram_student(root / "hf"), root / "bigram.gguf")
+
+
+@pytest.fixture(scope="session")
+def long_thinker_gguf(tmp_path_factory) -> Path:
+    """Thinks 2,100 tokens before it answers; its training context (GGUF metadata) is 8,192."""
+    from bigram import bigram_student, long_thinking_ids, to_gguf
+
+    root = tmp_path_factory.mktemp("long-thinker")
+    return to_gguf(bigram_student(root / "hf", long_thinking_ids(2100), max_positions=8192), root / "long.gguf")
+
+
 def write_recipe(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

@@ -26,6 +26,7 @@ from rich.progress import Progress
 
 from distill.assets import ensure_converter
 from distill.errors import DistillError
+from distill.export.ollama import write_files as write_ollama_files
 from distill.export.quants import quantize, tensor_census
 from distill.records import sha256_file, write_json, write_text
 from distill.train.templates import inference_template
@@ -291,29 +292,10 @@ def _export(model_dir, out_dir, name, quants, base_model, recipe_name, recipe_sh
                 "imatrix": None,  # see the README: llama-cpp-python computes no importance matrix
                 "perplexity_texts": len(texts), "perplexity_source": source, "files": entries}
     default = next((e["file"] for e in entries if e["quant"] == "Q4_K_M"), entries[-1]["file"])
-    write_text(out_dir / "Modelfile", modelfile(default, stop_token, prefill))
+    write_ollama_files(out_dir, out_dir / default, stop_token, prefill)
     write_text(out_dir / "README.md", model_card(manifest))
     write_json(out_dir / "manifest.json", manifest)
     return manifest
-
-
-# Ollama templates (Go text/template) for the chat formats in distill.train.templates.
-_OLLAMA = {
-    "<|im_end|>": ("{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
-                   "<|im_start|>assistant\n"),
-    "<|eot_id|>": ("<|begin_of_text|>{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n"
-                   "{{ .Content }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"),
-}
-
-
-def modelfile(gguf_name: str, stop: str, prefill_think: bool = True) -> str:
-    template = _OLLAMA.get(stop)
-    lines = [f"FROM ./{gguf_name}"]
-    if template:
-        # Ollama renders its own Go template, not the GGUF's Jinja one; the <think> prefill must match.
-        lines.append(f'TEMPLATE """{template}{"<think>" + chr(10) if prefill_think else ""}"""')
-    lines += [f'PARAMETER stop "{stop}"', "PARAMETER temperature 0.6", "PARAMETER top_p 0.95"]
-    return "\n".join(lines) + "\n"
 
 
 def _fmt(v, spec: str = "") -> str:

@@ -71,8 +71,38 @@ def apply_to(tokenizer, style: str, prefill_think: bool) -> None:
             tokenizer.pad_token = stop
 
 
+# What runtimes see of a conversation (llama.cpp, LM Studio, Ollama's import): an assistant turn
+# before the last user message keeps only its answer, as R1-Distill's templates do (earlier
+# reasoning wastes context and is not what the student was trained on); the current turn keeps its
+# thinking, from `<think>` in the content or from `reasoning_content`, so a training conversation
+# renders exactly as in training and llama.cpp's template analysis finds the `<think>` tags.
+_THINKING_VIEW = """{%- set ns = namespace(last_user=-1, view=[]) -%}
+{%- for m in messages -%}{%- if m['role'] == 'user' -%}{%- set ns.last_user = loop.index0 -%}{%- endif -%}{%- endfor -%}
+{%- for m in messages -%}
+{%- if m['role'] == 'assistant' -%}
+{%- set text = m['content'] or '' -%}
+{%- set reasoning = m['reasoning_content'] if m['reasoning_content'] is defined and m['reasoning_content'] else '' -%}
+{%- if '</think>' in text -%}{%- set answer = text.split('</think>')[-1] | trim -%}
+{%- else -%}{%- set answer = text -%}{%- if reasoning | trim -%}
+{%- set text = '<think>\\n' + reasoning | trim + '\\n</think>\\n\\n' + text | trim -%}{%- endif -%}{%- endif -%}
+{%- set ns.view = ns.view + [{'role': 'assistant', 'content': text if loop.index0 > ns.last_user else answer}] -%}
+{%- else -%}{%- set ns.view = ns.view + [m] -%}{%- endif -%}
+{%- endfor -%}
+{%- set messages = ns.view -%}
+"""
+# `enable_thinking` false (llama.cpp's `--reasoning off`, `chat_template_kwargs`): an empty, closed
+# think block, as Qwen3's templates write it, so the student answers at once.
+_PREFILL = "{{- '<think>\\n' -}}"
+_THINK_OFF = ("{%- if add_generation_prompt and enable_thinking is defined and not enable_thinking -%}"
+              "{{- '<think>\\n\\n</think>\\n\\n' -}}{%- endif -%}")
+
+
 def inference_template(template: str) -> str:
-    """The template without `{% generation %}` markers, for runtimes that only render (llama.cpp)."""
+    """The template for runtimes that only render (llama.cpp): no `{% generation %}` markers,
+    earlier turns' thinking dropped, and `enable_thinking` honoured."""
     import re
 
-    return re.sub(r"\{%-?\s*(end)?generation\s*-?%\}", "", template)
+    plain = re.sub(r"\{%-?\s*(end)?generation\s*-?%\}", "", template)
+    plain = plain.replace(_PREFILL, "{%- if enable_thinking is not defined or enable_thinking -%}"
+                          + _PREFILL + "{%- endif -%}")
+    return _THINKING_VIEW + plain + _THINK_OFF

@@ -46,8 +46,10 @@ def test_export_writes_ladder_manifest_and_card(exported):
     modelfile = (out / "Modelfile").read_text()
     assert "FROM ./tiny-Q4_K_M.gguf" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
     assert "PARAMETER temperature 0.6" in modelfile
-    assert 'TEMPLATE """{{- range .Messages }}<|im_start|>{{ .Role }}' in modelfile
-    assert modelfile.split('TEMPLATE """', 1)[1].split('"""')[0].endswith("<|im_start|>assistant\n<think>\n")
+    # Ollama's files (their rendering is checked with Go in test_ollama.py): the template with thinking.
+    template = modelfile.split('TEMPLATE """', 1)[1].split('"""')[0]
+    assert template == (out / "template").read_text() and "{{ .Thinking }}" in template
+    assert json.loads((out / "params").read_text())["stop"][0] == "<|im_end|>"
     card = (out / "README.md").read_text()
     assert "| `tiny-Q8_0.gguf` | Q8_0 |" in card and "identical" in card and "ollama create tiny" in card
     assert card.startswith("---\nlicense: apache-2.0\nbase_model: tiny-llama")
