@@ -70,7 +70,7 @@ def serve(gguf: Path, port: int = 8501, api_port: int | None = None, ctx: int | 
     for p, what, flag in ((port, "chat page", "--port"), (api_port, "API", "--api-port")):
         if p and not _port_free(p):
             raise DistillError(f"port {p} on 127.0.0.1 is taken; choose another with {flag} (the {what})")
-    n_ctx, said = choose_ctx(read_context(gguf), ctx, free_memory())
+    n_ctx, said = choose_ctx(read_context(gguf), ctx, free_memory(), slots=parallel)
     console.print(f"[dim]{said}[/]", highlight=False, soft_wrap=True)
     logs = Path(tempfile.mkdtemp(prefix="distill-serve-"))
     with LlamaServer(gguf, alias=gguf.stem, parallel=parallel, ctx=n_ctx, port=api_port, threads=threads,

@@ -40,16 +40,18 @@ def free_memory() -> int | None:
     return None
 
 
-def choose_ctx(facts: ContextFacts, requested: int | None, available: int | None) -> tuple[int, str]:
-    """The context to run with and the sentence that says why."""
-    # The mapped weights stay resident while generating; the KV cache gets most of what is left.
-    fits = None if available is None else max(0, int((available - facts.model_bytes) * 0.8)) // facts.kv_bytes_per_token
+def choose_ctx(facts: ContextFacts, requested: int | None, available: int | None,
+               slots: int = 1) -> tuple[int, str]:
+    """The context (per slot, of `slots` served at once) to run with and the sentence that says why."""
+    # The mapped weights stay resident while generating; the KV caches get most of what is left.
+    per_token = facts.kv_bytes_per_token * slots
+    fits = None if available is None else max(0, int((available - facts.model_bytes) * 0.8)) // per_token
     if requested:
         ctx, why = requested, "--ctx"
         if requested > facts.train_ctx:
             why += f"; beyond the model's training context of {facts.train_ctx:,}"
         if fits is not None and requested > fits:
-            why += f"; its KV cache may not fit in the {available / GiB:.1f} GiB free"
+            why += f"; its KV cache may not fit in the {_size(available)} free"
     else:
         ctx, why = facts.train_ctx, "the model's training context"
         if ctx > THINKING_CTX:
@@ -57,9 +59,13 @@ def choose_ctx(facts: ContextFacts, requested: int | None, available: int | None
         if fits is not None and fits < ctx:
             ctx = max(512, fits // 256 * 256)
             why = f"capped by free RAM; the training context is {facts.train_ctx:,}"
-    kv = ctx * facts.kv_bytes_per_token / GiB
-    free = f", {available / GiB:.1f} GiB free" if available is not None else ""
-    return ctx, f"context {ctx:,} tokens ({why}; KV cache {kv:.2f} GiB{free})"
+    free = f", {_size(available)} free" if available is not None else ""
+    each = f" each for {slots} requests at once" if slots > 1 else ""
+    return ctx, f"context {ctx:,} tokens{each} ({why}; KV cache {_size(ctx * per_token)}{free})"
+
+
+def _size(n: int) -> str:
+    return f"{n / GiB:.1f} GiB" if n >= GiB else f"{n / (1 << 20):.0f} MiB"
 
 
 class Conversation:
