@@ -11,6 +11,7 @@ context is sized as `distill chat` sizes it. Ctrl-C stops both; neither outlives
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -66,6 +67,9 @@ def serve(gguf: Path, port: int = 8501, api_port: int | None = None, ctx: int | 
     from distill.laptop.session import choose_ctx, free_memory
     from distill.llamacpp import LlamaServer, popen_tied
 
+    if importlib.util.find_spec("streamlit") is None:
+        raise DistillError("the chat page needs Streamlit, which is not installed; run `make setup` "
+                           "(or `pip install 'streamlit>=1.40,<2'`)")
     console = Console()
     for p, what, flag in ((port, "chat page", "--port"), (api_port, "API", "--api-port")):
         if p and not _port_free(p):

@@ -128,3 +128,16 @@ def test_serve_page_shows_the_answer_and_folds_the_thinking(bigram_gguf, tmp_pat
     time.sleep(1)
     with pytest.raises(httpx.TransportError):  # neither the page nor llama-server outlives `distill serve`
         httpx.get(api + "/models", timeout=2)
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path):
+    import socket
+
+    from distill.errors import DistillError
+    from distill.laptop.serve import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(DistillError, match=f"port {s.getsockname()[1]} on 127.0.0.1 is taken; choose another"):
+            serve(tmp_path / "any.gguf", port=s.getsockname()[1])
