@@ -92,8 +92,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             pass  # the client stopped reading
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # a client that stops reading (as it must) resets
+        pass
+
+
 def _serve(root: Path):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **kw: Handler(*a, directory=str(root), **kw))
+    httpd = QuietServer(("127.0.0.1", 0), lambda *a, **kw: Handler(*a, directory=str(root), **kw))
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
