@@ -89,11 +89,12 @@ def filter_cmd(traces: Path, out: Path = typer.Option(..., "--out", help="Output
 @app.command("train")
 def train_cmd(recipe: Path, set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
               traces: Path | None = typer.Option(None, help="Accepted traces (default: the run's filter output)."),
-              fresh: bool = typer.Option(False, "--fresh", help="Ignore existing checkpoints instead of resuming.")) -> None:
+              fresh: bool = typer.Option(False, "--fresh", help="Move existing checkpoints aside and start from step 0.")) -> None:
     """SFT of the student on the run's accepted traces (data/runs/<recipe>/filter/accepted.jsonl).
 
     One process, or `accelerate launch` (DDP / DeepSpeed ZeRO) when train.accelerate_config,
-    train.num_processes or the visible GPUs ask for more; a rerun resumes from the last checkpoint."""
+    train.num_processes or the visible GPUs ask for more. A rerun of the same run (student, train
+    settings, traces) resumes from its last checkpoint; a changed run moves the old ones aside."""
     from distill.train import sft as train
 
     r = _recipe(recipe, set_)

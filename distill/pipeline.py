@@ -29,6 +29,7 @@ from distill.recipe import Recipe, save_resolved
 from distill.records import load_problems, read_json, write_json, write_jsonl
 from distill.sample import sampler as sample
 from distill.train import sft as train
+from distill.train.checkpoints import run_key as train_key
 from distill.train.templates import chat_template
 
 STAGES = ["problems", "sample", "filter", "train", "eval", "export"]
@@ -157,8 +158,9 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
             console.print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f} over {summary['steps']} steps")
         return {"steps": summary["steps"]}
 
-    stage("train", key_of(recipe.resolved()["student"], recipe.resolved()["train"],
-                          file_sha(filter_dir / "accepted.jsonl")), do_train)
+    accepted = filter_dir / "accepted.jsonl"
+    # The checkpoints' own key: logging or saving cadence does not make a new student.
+    stage("train", train_key(recipe, accepted) if accepted.exists() else key_of("missing"), do_train)
 
     # The student's tokenizer is read only when eval is in range: `distill sample` must not need it.
     template = chat_template(_style(recipe), recipe.student.prefill_think) if STAGES.index("eval") <= last else None

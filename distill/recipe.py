@@ -234,26 +234,38 @@ class TrainCfg(Section):
     max_steps: int = -1  # > 0 overrides num_train_epochs
     per_device_train_batch_size: int = Field(1, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(4096, ge=16)  # tokens; longer examples are reported, then truncated
+    max_length: int = Field(4096, ge=16)  # tokens; longer examples are dropped (counted), never truncated
     packing: bool = False
-    # bfd: best-fit decreasing into max_length rows, padding-free with position ids (TRL's default);
-    # bfd_split splits an over-long example instead of truncating it; wrapped cuts mid-example.
-    packing_strategy: Literal["bfd", "bfd_split", "wrapped"] = "bfd"
+    # bfd: best-fit decreasing into max_length rows, padding-free with position ids (TRL's default).
+    # Over-long examples are dropped before packing, so nothing is ever cut; `wrapped` (which cuts
+    # rows mid-example, pretraining style) is not offered for SFT on traces.
+    packing_strategy: Literal["bfd"] = "bfd"
     padding_free: bool = False  # flatten each batch without packing (needs flash attention on GPU)
     lr_scheduler_type: str = "cosine"
     lr_scheduler_kwargs: dict[str, Any] = {}  # e.g. {min_lr_rate: 0.1} for cosine_with_min_lr
-    warmup_steps: float = Field(0, ge=0)  # an int is steps; a float in [0, 1) a ratio of all steps
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)  # share of all optimizer steps spent warming up
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     # auto: adamw_torch, or paged_adamw_32bit for QLoRA on CUDA (the QLoRA paper's paged optimiser).
     optim: str = "auto"
     gradient_checkpointing: bool = False
+    # bf16 autocast. Weights the optimizer updates stay fp32 (master weights): DeepSpeed keeps its
+    # own fp32 copy; without it, a full fine-tune loads the model in fp32 so small updates don't round away.
     bf16: bool = False
     # auto: flash_attention_2 where CUDA and flash-attn are present, else sdpa.
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3"] = "auto"
     use_liger_kernel: bool | Literal["auto"] = "auto"  # auto: on where CUDA and liger-kernel are present
     seed: int = 42
+    # Held-out share of the problems (all their traces) for eval loss; 0 turns evaluation off.
+    eval_fraction: float = Field(0.05, ge=0, lt=0.5)
+    eval_steps: int | None = Field(None, ge=1)  # eval loss every N steps (None: at every save)
     logging_steps: int = Field(5, ge=1)
+    # Where losses go: tensorboard (in <run>/student-checkpoints/runs), wandb, both, or none.
+    report_to: list[Literal["tensorboard", "wandb", "trackio", "mlflow", "none"]] = ["tensorboard"]
+    dataset_num_proc: int | None = Field(None, ge=1)  # processes tokenizing the traces (None: one)
+    # Seconds a rank waits in a collective (NCCL/gloo) before the run is declared hung; rank 0
+    # tokenizing a large corpus while the others wait must fit in it.
+    ddp_timeout: int = Field(10800, ge=60)
     save_steps: int = Field(500, ge=1)
     save_total_limit: int | None = Field(2, ge=1)  # checkpoints kept (the newest); None keeps all
     assistant_only_loss: bool = True  # loss on the answer turn only (the <think> included)
@@ -266,6 +278,9 @@ class TrainCfg(Section):
     # than one GPU is visible.
     accelerate_config: str | None = None
     num_processes: int | None = Field(None, ge=1)  # per node; None: the visible GPUs (1 on CPU)
+    # Any other SFTConfig field, passed through as is (e.g. {neftune_noise_alpha: 5, torch_compile: true});
+    # checked by building the config. Fields set above must be set there, not here.
+    sft: dict[str, Any] = {}
 
     @model_validator(mode="after")
     def _mode_fields(self) -> TrainCfg:
@@ -276,9 +291,14 @@ class TrainCfg(Section):
         if self.padding_free and not self.packing:
             raise ValueError("padding_free without packing cannot enforce max_length; set `packing: true` "
                              "(its default bfd strategy is padding-free)")
-        if self.mode == "qlora" and self.accelerate_config in ("zero3", "zero3_offload"):
-            raise ValueError("QLoRA with ZeRO-3 needs bnb_4bit_quant_storage; use `ddp` or `zero2` "
-                             "(QLoRA fits one GPU; run `distill plan` to check)")
+        if self.mode in ("lora", "qlora") and self.accelerate_config in ("zero3", "zero3_offload"):
+            # Merging needs the whole base and the adapter in one process after training; under ZeRO-3
+            # both are sharded, and a merge on rank 0 while the others sit in DeepSpeed hangs the run.
+            raise ValueError(f"{self.mode} with ZeRO-3 is not supported: the adapter is merged into the base "
+                             "after training, which needs whole weights in one process. Use `ddp` or `zero2` "
+                             "(the frozen base is small: run `distill plan` to check it fits)")
+        if "none" in self.report_to and len(self.report_to) > 1:
+            raise ValueError("`train.report_to` lists `none` beside other trackers; use [none] alone")
         return self
 
 

@@ -1,10 +1,12 @@
 """Multi-process training through `accelerate launch` (DDP or DeepSpeed ZeRO), one node or many.
 
 `distill train` calls `train.run`, which asks `plan_launch` how many processes the recipe and the
-visible GPUs want. One process trains in place; more start `distill.train.sft` under `accelerate launch`
-with the resolved recipe, so every worker trains exactly what the parent validated. Multi-node runs
-read the standard torchrun variables (NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT) that
-`scripts/train.slurm` sets on every node.
+visible GPUs want. One process without DeepSpeed trains in place; more, or any DeepSpeed config (ZeRO-3
+on one GPU too), start `distill.train.sft` under `accelerate launch` with the resolved recipe, so every
+worker trains exactly what the parent validated. Multi-node runs read the standard torchrun variables
+(NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT) that `scripts/train.slurm` sets on every node, and start
+one `accelerate launch` per node: DeepSpeed's `standard` multi-node launcher (torchrun), never
+pdsh with a hostfile.
 
     python -m distill.train.sft RESOLVED_RECIPE ACCEPTED_JSONL OUT_DIR     # what each worker runs
 """
@@ -98,12 +100,21 @@ def plan_launch(cfg: TrainCfg, env: dict | None = None, gpus: int | None = None)
     )
 
 
+def needs_launch(cfg: TrainCfg, plan: LaunchPlan) -> bool:
+    """More than one process, or DeepSpeed (which needs its launcher's environment even for one)."""
+    return plan.world_size > 1 or (plan.config is not None and deepspeed_stage(cfg) > 0)
+
+
 def resolved_accelerate_config(plan: LaunchPlan, dest: Path) -> Path:
     """The named config with the fields only the launch knows filled in, written to `dest`."""
     data = yaml.safe_load(config_path(plan.config).read_text()) or {}
     ds = data.get("deepspeed_config") or {}
     if "deepspeed_config_file" in ds and not Path(ds["deepspeed_config_file"]).is_absolute():
         ds["deepspeed_config_file"] = str(RECIPES.parent / ds["deepspeed_config_file"])
+    if data.get("distributed_type") == "DEEPSPEED":
+        # One torchrun per node (what Slurm starts); accelerate's default, pdsh, needs ssh and a hostfile.
+        ds["deepspeed_multinode_launcher"] = "standard"
+        data["deepspeed_config"] = ds
     data.update(num_processes=plan.world_size, num_machines=plan.num_machines, machine_rank=plan.machine_rank)
     if plan.main_process_ip:
         data.update(main_process_ip=plan.main_process_ip, main_process_port=plan.main_process_port)
@@ -126,7 +137,7 @@ def launch(recipe: Recipe, accepted: Path, out_dir: Path, plan: LaunchPlan) -> d
     """Run the training under `accelerate launch` and return the summary the main worker wrote."""
     import json
 
-    if plan.config is not None and DEEPSPEED_STAGE.get(plan.config) is not None:
+    if plan.config is not None and deepspeed_stage(recipe.train) > 0:
         try:
             import deepspeed  # noqa: F401
         except ImportError:

@@ -4,7 +4,8 @@ Per GPU, in bytes, with P parameters, N data-parallel GPUs, micro batch b and se
 - weights, gradients, optimiser state as in the ZeRO paper (Rajbhandari et al. 2020): mixed-precision
   Adam keeps 2P (bf16 weights) + 2P (bf16 gradients) + 12P (fp32 master, m, v); ZeRO-2 shards the
   last two over N, ZeRO-3 all three, offload moves optimiser state (and parameters) to CPU RAM.
-  Without DeepSpeed a bf16 model trains in pure bf16: 2P + 2P + 4P.
+  Without DeepSpeed a full fine-tune keeps fp32 weights under bf16 autocast (distill/train/config.py):
+  4P + 4P + 8P, the same 16 bytes a parameter.
   QLoRA (Dettmers et al. 2023): nf4 weights at 4 bits + double-quantised constants (0.127 bit)
   for the linear layers, embeddings and norms in bf16, and LoRA adapters trained in fp32 Adam.
 - activations of a Llama/Qwen decoder layer with flash attention (Korthikanti et al. 2022, with a
@@ -12,6 +13,9 @@ Per GPU, in bytes, with P parameters, N data-parallel GPUs, micro batch b and se
   is kept plus one layer being recomputed. fp32 logits and their gradient: 8*s*b*V, unless Liger's
   fused linear cross-entropy never materialises them.
 - 1 GiB for the CUDA context and allocator fragmentation.
+Compute per trained token (Kaplan et al. 2020; Chowdhery et al. 2022, appendix B, for attention):
+6 x (decoder linear + lm_head parameters) + 12 x layers x attention width x mean attended context;
+MFU divides achieved FLOP/s by the GPU's dense bf16 peak (H100/H200 SXM: 989 TFLOP/s).
 Published figures this is checked against (tests/test_plan.py): LLaMA-Factory's hardware table
 (7B: full AMP 120 GB, full pure_bf16 60 GB, QLoRA-4bit 6 GB; 14B: QLoRA-4bit 12 GB).
 
@@ -120,15 +124,19 @@ def activations(shape: Shape, batch: int, seq: int, checkpointing: bool, fused_c
     return body + logits
 
 
-def state_bytes(shape: Shape, mode: str, stage: int, offload: bool, gpus: int, lora_r: int,
-                pure_bf16: bool = False) -> dict:
+def flops_per_token(shape: Shape, context: float) -> float:
+    """Training FLOPs per token (forward + backward, no recompute) at a mean attended context."""
+    q = shape.heads * shape.head_dim
+    return 6 * (shape.linear_params + shape.vocab * shape.h) + 12 * shape.layers * q * context
+
+
+def state_bytes(shape: Shape, mode: str, stage: int, offload: bool, gpus: int, lora_r: int) -> dict:
     """Weights, gradients and optimiser state per GPU (bytes)."""
     p = shape.params
     if mode == "full":
-        # DeepSpeed bf16 (and fp32/AMP training) keeps fp32 master weights and Adam moments: 16 bytes a
-        # parameter. Without DeepSpeed, a model loaded in bf16 trains in pure bf16: Adam's moments
-        # follow the parameter dtype, 8 bytes a parameter (LLaMA-Factory's "pure_bf16" row).
-        w, g, o = (2 * p, 2 * p, 4 * p) if pure_bf16 else (2 * p, 2 * p, 12 * p)
+        # Mixed precision keeps fp32 master weights and Adam moments: 16 bytes a parameter, whether
+        # DeepSpeed holds them (bf16 weights + fp32 copy) or the model itself is fp32 under autocast.
+        w, g, o = 2 * p, 2 * p, 12 * p
         if stage >= 2:
             g, o = g / gpus, o / gpus
         if stage >= 3:
@@ -187,7 +195,7 @@ def estimate(recipe: Recipe, gpus: int, gpu_mem_gib: float, micro_batch: int | N
     fused = t.use_liger_kernel in (True, "auto")  # auto turns Liger on where it runs: CUDA GPUs
 
     def total(batch: int, ckpt: bool) -> tuple[dict, int]:
-        st = state_bytes(shape, t.mode, stage, offload, gpus, t.lora_r, pure_bf16=t.bf16 and stage == 0)
+        st = state_bytes(shape, t.mode, stage, offload, gpus, t.lora_r)
         act = activations(shape, batch, s, ckpt, fused)
         return st, int(sum(st.values()) + act + OVERHEAD)
 
@@ -205,9 +213,7 @@ def estimate(recipe: Recipe, gpus: int, gpu_mem_gib: float, micro_batch: int | N
         accum = max(1, math.ceil(global_batch / (best * gpus)))
         suggestion += (f"; micro batch {best} with accumulation {accum} also fits and keeps the global "
                        f"batch near {global_batch} sequences")
-    flops_per_token = 6 * shape.params  # forward + backward (Kaplan et al.); recompute adds ~1/3 more
-    if t.gradient_checkpointing:
-        flops_per_token *= 4 / 3
+    flops = flops_per_token(shape, s / 2)  # full causal rows; packed short traces attend less
     return Plan(
         model=recipe.student.model, mode=t.mode, gpus=gpus, gpu_mem_gib=gpu_mem_gib, zero_stage=stage,
         offload=offload, micro_batch=b, seq=s, params=shape.params,
@@ -215,7 +221,7 @@ def estimate(recipe: Recipe, gpus: int, gpu_mem_gib: float, micro_batch: int | N
         activations_gib=activations(shape, b, s, True, fused) / GIB,
         activations_no_checkpointing_gib=activations(shape, b, s, False, fused) / GIB,
         overhead_gib=OVERHEAD / GIB, total_gib=need / GIB, fits=fits, suggestion=suggestion,
-        tokens_per_s_per_gpu_at_40pct_mfu=0.4 * H100_BF16_FLOPS / flops_per_token,
+        tokens_per_s_per_gpu_at_40pct_mfu=0.4 * H100_BF16_FLOPS / flops,
     )
 
 

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from distill.recipe import load_recipe
 from distill.records import Trace, write_jsonl
 from distill.train import sft as train
+from distill.train.config import sft_kwargs
 
 RECIPE = """
 name: t
@@ -150,10 +151,10 @@ def test_every_recipe_builds_its_trainer_configuration_without_weights(path, tmp
     recipe = load_recipe(path)
     t = recipe.train
     setup = train.trainer_setup(recipe, tmp_path / "ckpt", cuda=True)  # as on the GPU it is written for
-    args, gpu = setup.args, train.sft_kwargs(recipe, tmp_path / "ckpt", cuda=True)
+    args, gpu = setup.args, sft_kwargs(recipe, tmp_path / "ckpt", cuda=True)
     assert args.bf16 == t.bf16 and gpu["use_cpu"] is False
     assert args.max_length == t.max_length and args.learning_rate == t.learning_rate
-    assert args.packing == t.packing and args.assistant_only_loss
+    assert args.packing == t.packing and args.report_to == ([] if t.report_to == ["none"] else t.report_to)
     assert (setup.peft_config is not None) == (t.mode in ("lora", "qlora"))
     if t.mode == "qlora":
         assert setup.quantization_config.bnb_4bit_quant_type == "nf4" and gpu["optim"].startswith("paged_adamw")
