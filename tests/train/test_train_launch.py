@@ -75,3 +75,39 @@ def test_inside_launch_reads_the_worker_environment(monkeypatch):
 def test_train_cli_without_traces_is_a_clear_error():
     result = CliRunner().invoke(app, ["train", str(RECIPES / "smol.yaml")])
     assert result.exit_code != 0 and "accepted.jsonl" in str(result.output) + str(result.exception)
+
+
+def test_one_process_deepspeed_still_launches():
+    one = launch.plan_launch(TrainCfg(accelerate_config="zero3", num_processes=1), env={}, gpus=1)
+    assert one.world_size == 1 and launch.needs_launch(TrainCfg(accelerate_config="zero3"), one)
+    assert not launch.needs_launch(TrainCfg(), launch.plan_launch(TrainCfg(), env={}, gpus=1))
+
+
+@pytest.mark.parametrize("config", ["zero3", "zero3_offload"])
+def test_two_machine_launch_resolves_to_one_torchrun_per_node(config, tmp_path):
+    """Dry run of what `accelerate launch` does with the written config on node 1 of 2: DeepSpeed's
+    standard launcher hands torchrun 2 nodes x 8 processes, this node's rank and the rendezvous, and
+    never builds a pdsh/hostfile `deepspeed` command."""
+    pytest.importorskip("deepspeed")
+    import torch.distributed.run as distrib_run
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils import prepare_deepspeed_cmd_env
+    from accelerate.utils.launch import _filter_args
+
+    env = {"NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.7", "MASTER_PORT": "29511"}
+    plan = launch.plan_launch(TrainCfg(accelerate_config=config, num_processes=8), env=env, gpus=8)
+    cfg_file = launch.resolved_accelerate_config(plan, tmp_path / "a.yaml")
+    cmd = launch.launch_command(plan, cfg_file, tmp_path / "r.yaml", tmp_path / "acc.jsonl", tmp_path / "out")
+    args = launch_command_parser().parse_args(cmd[cmd.index("--config_file"):])
+    args, defaults, _ = _validate_launch_command(args)
+    assert args.use_deepspeed and not args.cpu and args.deepspeed_multinode_launcher == "standard"
+    args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)  # as launch_command does
+    ds_cmd, ds_env = prepare_deepspeed_cmd_env(args)
+    assert ds_cmd is None  # the pdsh path would build a `deepspeed --hostfile ...` command here
+    torchrun = _filter_args(args, distrib_run.get_args_parser(),
+                            ["--training_script", args.training_script, "--training_script_args", args.training_script_args])
+    assert (torchrun.nnodes, torchrun.node_rank, torchrun.nproc_per_node) == ("2", 1, "8")
+    rendezvous = torchrun.rdzv_endpoint or f"{torchrun.master_addr}:{torchrun.master_port}"
+    assert rendezvous == "10.0.0.7:29511" and torchrun.rdzv_backend == "static"
+    assert ds_env["ACCELERATE_USE_DEEPSPEED"] == "true"
+    assert Path(ds_env["ACCELERATE_DEEPSPEED_CONFIG_FILE"]) == RECIPES / "deepspeed" / f"{config}.json"
