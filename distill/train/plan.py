@@ -10,8 +10,8 @@ Per GPU, in bytes, with P parameters, N data-parallel GPUs, micro batch b and se
   for the linear layers, embeddings and norms in bf16, and LoRA adapters trained in fp32 Adam.
 - activations of a Llama/Qwen decoder layer with flash attention (Korthikanti et al. 2022, with a
   SwiGLU MLP): s*b*(10h + 2q + 4kv + 8i) bytes; with checkpointing only each layer's input (2sbh)
-  is kept plus one layer being recomputed. fp32 logits and their gradient: 8*s*b*V, unless Liger's
-  fused linear cross-entropy never materialises them.
+  is kept plus one layer being recomputed. No [tokens x vocab] logits: TRL 1.16's tiled LM head
+  never materialises them (without it they would add 8*s*b*V bytes).
 - 1 GiB for the CUDA context and allocator fragmentation.
 Compute per trained token (Kaplan et al. 2020; Chowdhery et al. 2022, appendix B, for attention):
 6 x (decoder linear + lm_head parameters) + 12 x layers x attention width x mean attended context;
@@ -192,7 +192,9 @@ def estimate(recipe: Recipe, gpus: int, gpu_mem_gib: float, micro_batch: int | N
     stage = launch.deepspeed_stage(t) if gpus > 1 or t.accelerate_config else 0
     offload = t.accelerate_config == "zero3_offload"
     b, s = micro_batch or t.per_device_train_batch_size, seq or t.max_length
-    fused = t.use_liger_kernel in (True, "auto")  # auto turns Liger on where it runs: CUDA GPUs
+    # TRL >= 1.16 scores tokens through a tiled LM head (trl.trainer.utils.add_fused_lm_head): the
+    # [tokens x vocab] logits never exist whole, with or without Liger.
+    fused = True
 
     def total(batch: int, ckpt: bool) -> tuple[dict, int]:
         st = state_bytes(shape, t.mode, stage, offload, gpus, t.lora_r)

@@ -107,7 +107,8 @@ def _train(recipe: Recipe, accepted_path: Path, out_dir: Path, callbacks: list) 
     summary = {"mode": t.mode, "steps": trainer.state.global_step, "losses": losses, "eval_loss": eval_loss,
                "resumed_from": last, "run_key": key, "data": stats, "world_size": setup.args.world_size,
                "attn_implementation": setup.model_kwargs.get("attn_implementation"),
-               "master_weights": setup.master_weights, "throughput": measured,
+               "master_weights": setup.master_weights, "optimizer": _optimizer_chain(trainer.optimizer),
+               "throughput": measured,
                "train_runtime_s": next((h["train_runtime"] for h in trainer.state.log_history
                                         if "train_runtime" in h), None)}
     if not is_main:
@@ -122,6 +123,15 @@ def _train(recipe: Recipe, accepted_path: Path, out_dir: Path, callbacks: list) 
     tmp.rename(out_dir)
     write_json(out_dir.parent / "train_summary.json", summary)
     return summary
+
+
+def _optimizer_chain(opt) -> str:
+    """The optimizer as wrapped, e.g. AcceleratedOptimizer/DeepSpeedZeroOptimizer_Stage3/DeepSpeedCPUAdam."""
+    names = []
+    while opt is not None and len(names) < 5:
+        names.append(type(opt).__name__)
+        opt = getattr(opt, "optimizer", None)
+    return "/".join(names)
 
 
 def _merge_adapter(recipe: Recipe, adapter_dir: Path, dest: Path) -> None:

@@ -72,6 +72,9 @@ def test_full_qwen2_packed_lowers_loss_changes_weights_and_saves(tiny_qwen2_dir,
     out = tmp_path / "student"
     summary = train.run(recipe, tmp_path / "accepted.jsonl", out)
     assert summary["steps"] == 6 and summary["losses"][-1] < summary["losses"][0]
+    # The default eval_fraction (0.05) holds out problem p7: 7 traces train, 1 gives an eval loss.
+    assert summary["data"]["kept"] == 7 and summary["data"]["eval_examples"] == 1
+    assert isinstance(summary["eval_loss"], float)
     before, after = _weights(tiny_qwen2_dir), _weights(out)
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert len(changed) > len(before) // 2

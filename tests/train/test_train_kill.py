@@ -1,4 +1,5 @@
-"""A training process killed with SIGKILL after a checkpoint resumes to the same end through the CLI."""
+"""A training process killed with SIGKILL after a checkpoint resumes through the CLI, and ends with the
+same weights (within floating-point tolerance) as the same run never killed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import _tiny
+from safetensors.torch import load_file
 
 from distill.records import Trace, write_jsonl
 
@@ -51,3 +54,16 @@ def test_sigkill_after_a_checkpoint_then_rerun_finishes_the_same_run(smol_hf_dir
     resumed = int(Path(summary["resumed_from"]).name.removeprefix("checkpoint-"))
     assert resumed >= 10 and summary["steps"] == 60
     assert "resuming from" in done.stdout
+
+    (tmp_path / "whole").mkdir()  # the same run, never killed, in its own folder
+    (tmp_path / "whole" / "r.yaml").write_text((tmp_path / "r.yaml").read_text())
+    whole = subprocess.run([*cmd[:-1], str(tmp_path / "accepted.jsonl")], cwd=tmp_path / "whole",
+                           capture_output=True, text=True, check=False)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    resumed = load_file(str(tmp_path / "data/runs/killed/student/model.safetensors"))
+    unkilled = load_file(str(tmp_path / "whole/data/runs/killed/student/model.safetensors"))
+    base = load_file(str(student / "model.safetensors"))
+    assert set(resumed) == set(unkilled)
+    for name in resumed:
+        assert torch.allclose(resumed[name].float(), unkilled[name].float(), atol=1e-4, rtol=1e-3), name
+    assert any(not torch.allclose(base[n].float(), resumed[n].float(), atol=1e-3) for n in base)  # it trained
