@@ -84,6 +84,7 @@ def _train(recipe: Recipe, accepted_path: Path, out_dir: Path, callbacks: list) 
     trainer = SFTTrainer(model=model, args=setup.args, processing_class=tok, peft_config=setup.peft_config,
                          train_dataset=data.train, eval_dataset=data.eval,
                          callbacks=[SaveRecipe(recipe), throughput, *callbacks])
+    _expose_trainable_token_bias(trainer.model)
     if is_main:
         save_resolved(recipe, ckpt_dir / "recipe.yaml")
     last = checkpoints.last_checkpoint(ckpt_dir, key)
@@ -123,6 +124,17 @@ def _train(recipe: Recipe, accepted_path: Path, out_dir: Path, callbacks: list) 
     tmp.rename(out_dir)
     write_json(out_dir.parent / "train_summary.json", summary)
     return summary
+
+
+def _expose_trainable_token_bias(model) -> None:
+    """TRL's tiled LM head reads `lm_head.weight` and `lm_head.bias` directly. PEFT's trainable-token
+    wrapper (Llama-3 stop-token rows) answers `.weight` with the base rows plus the trained ones but has
+    no `.bias`; a bias-free head (every Llama/Qwen) gets an explicit None, so the trained rows are used."""
+    for module in model.modules():
+        if type(module).__name__ == "TrainableTokensWrapper":
+            base = module.token_adapter.base_layer
+            if getattr(base, "bias", None) is None and "bias" not in module.__dict__:
+                module.__dict__["bias"] = None
 
 
 def _optimizer_chain(opt) -> str:
