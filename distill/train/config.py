@@ -167,7 +167,8 @@ def sft_kwargs(recipe: Recipe, output_dir: str | Path, cuda: bool) -> dict:
         **_checkpointing(SFTConfig, t.gradient_checkpointing), bf16=t.bf16,
         use_liger_kernel=liger, seed=t.seed, logging_steps=t.logging_steps,
         save_steps=t.save_steps, save_total_limit=t.save_total_limit,
-        eval_strategy="steps" if evaluate else "no", eval_steps=(t.eval_steps or t.save_steps) if evaluate else None,
+        # Turned to "steps" by train.run once the held-out split is known to be non-empty.
+        eval_strategy="no", eval_steps=(t.eval_steps or t.save_steps) if evaluate else None,
         # The prompt is masked by the `assistant_masks` column the data stage tokenized (data.py); TRL's own
         # flag only applies to untokenized conversations.
         assistant_only_loss=False, report_to=report_to,

@@ -76,6 +76,10 @@ def _train(recipe: Recipe, accepted_path: Path, out_dir: Path, callbacks: list) 
                            f"{stats['longest']} tokens): raise train.max_length")
     if is_main and setup.warning:
         print(f"warning: {setup.warning}", flush=True)
+    if data.eval is not None:  # eval loss on the held-out problems at every eval_steps (default: every save)
+        from transformers.trainer_utils import IntervalStrategy
+
+        setup.args.eval_strategy = IntervalStrategy.STEPS
     model, tok = load_student(recipe, model_kwargs=setup.model_kwargs)
     # No KV cache in training: with a cache, transformers does not derive the per-example attention
     # blocks from packed position ids, and sdpa/eager would attend across packed examples.

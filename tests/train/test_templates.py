@@ -21,7 +21,7 @@ name: t
 student: {{model: {student}, chat_template: {style}, prefill_think: {prefill}}}
 teacher: {{backend: openai, model: m, base_urls: ["http://127.0.0.1:1/v1"]}}
 problems: {{path: p.jsonl}}
-train: {{mode: full, max_steps: 1, max_length: 256, packing: {packing}}}
+train: {{mode: full, max_steps: 1, max_length: 256, packing: {packing}, eval_fraction: 0}}
 eval: {{problems: p.jsonl}}
 """
 TRACE = Trace(problem_id="p3", sample_index=0, problem="What is 3 + 2?", answer="5", teacher="t",
@@ -54,14 +54,18 @@ def _recipe(tmp_path, student, style, prefill=True, packing=False):
 
 
 def _trained_split(recipe, tmp_path):
-    """(learned text, masked text) of the one example, from the labels SFTTrainer trains on."""
-    from datasets import Dataset
+    """(learned text, masked text) of the one example, from the labels SFTTrainer trains on, built from
+    the factory's own tokenized data (distill/train/data.py) as `train.run` builds it."""
     from trl import SFTTrainer
 
+    from distill.records import write_jsonl
+    from distill.train.data import prepare
+
+    write_jsonl(tmp_path / "accepted.jsonl", [TRACE])
     setup = train.trainer_setup(recipe, tmp_path / "ckpt")
     model, tok = train.load_student(recipe, model_kwargs=setup.model_kwargs)
-    trainer = SFTTrainer(model=model, args=setup.args, processing_class=tok,
-                         train_dataset=Dataset.from_list([{"messages": train.training_messages(TRACE)}]))
+    data = prepare(recipe, tok, tmp_path / "accepted.jsonl", tmp_path / "train-data")
+    trainer = SFTTrainer(model=model, args=setup.args, processing_class=tok, train_dataset=data.train)
     row = trainer.train_dataset[0]
     ids, mask = row["input_ids"], [label != -100 for label in row["labels"]]
     learned = tok.decode([t for t, m in zip(ids, mask) if m])
