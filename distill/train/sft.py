@@ -20,7 +20,14 @@ from distill.errors import DistillError
 from distill.recipe import Recipe, save_resolved
 from distill.records import write_json
 from distill.train import checkpoints
-from distill.train.config import apply_context, load_student, load_tokenizer, set_stop, student_context, trainer_setup
+from distill.train.config import (
+    apply_context,
+    load_student,
+    load_tokenizer,
+    set_stop,
+    student_context,
+    trainer_setup,
+)
 from distill.train.data import training_messages
 
 __all__ = ["apply_context", "load_student", "load_tokenizer", "run", "student_context", "trainer_setup",
