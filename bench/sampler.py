@@ -4,8 +4,9 @@
    sequential client, of a plain parallel client (the server's own parallel throughput) and of our
    sampler, and the ratios;
 2. client capacity against a loopback server that answers instantly, with 1,000 requests in flight:
-   requests/s and client CPU-milliseconds per request for our sampler (aiohttp), and for reference
-   the bare httpx and aiohttp clients (why the sampler uses aiohttp).
+   requests/s and client CPU-milliseconds per request for our sampler (aiohttp), streamed (the
+   default: 32 server-sent chunks per answer) and whole, and for reference the bare httpx and
+   aiohttp clients (why the sampler uses aiohttp).
 
     .venv/bin/python bench/sampler.py [--requests 10000] [--llama-prompts 2] [--rounds 4] [--max-tokens 32]
 """
@@ -17,6 +18,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,13 @@ BODY = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant",
                    "usage": {"prompt_tokens": 10, "completion_tokens": 5}}).encode()
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
             + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+STREAM_CHUNKS = 32
+EVENTS = b"".join(b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": f" tok{i}"},
+                                                        "finish_reason": "stop" if i == STREAM_CHUNKS - 1 else None}]}
+                                          ).encode() + b"\n\n" for i in range(STREAM_CHUNKS))
+EVENTS += b'data: {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 32}}\n\ndata: [DONE]\n\n'
+STREAM_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: "
+                   + str(len(EVENTS)).encode() + b"\r\n\r\n" + EVENTS)
 
 
 class _Instant(asyncio.Protocol):
@@ -45,8 +54,9 @@ class _Instant(asyncio.Protocol):
             length = int(head[i + 15:].split(b"\r\n", 1)[0]) if i >= 0 else 0
             if len(self.buf) < end + 4 + length:
                 return
+            body = self.buf[end + 4:end + 4 + length]
             self.buf = self.buf[end + 4 + length:]
-            self.transport.write(RESPONSE)
+            self.transport.write(STREAM_RESPONSE if b'"stream": true' in body else RESPONSE)
 
 
 def serve_instant(port: int) -> None:
@@ -69,7 +79,8 @@ def free_port() -> int:
 NO_EOS = {"logit_bias": {"0": -100, "2": -100}}
 
 
-def _recipe(url: str, concurrent: int, max_tokens: int, few_shot: int = 0, extra: dict | None = None):
+def _recipe(url: str, concurrent: int, max_tokens: int, few_shot: int = 0, extra: dict | None = None,
+            stream: bool = True):
     from distill.recipe import Recipe
 
     return Recipe.model_validate({
@@ -77,7 +88,7 @@ def _recipe(url: str, concurrent: int, max_tokens: int, few_shot: int = 0, extra
         "teacher": {"backend": "openai", "model": "embedded:smollm2-135m-instruct", "base_urls": [url],
                     "few_shot": few_shot},
         "sampling": {"n": 1, "max_tokens": max_tokens, "temperature": 0.7, "max_concurrent": concurrent,
-                     "timeout_s": 300, "max_retries": 2, "extra_body": extra or {}}})
+                     "timeout_s": 300, "max_retries": 2, "extra_body": extra or {}, "stream": stream}})
 
 
 def _problems(k: int, offset: int = 0):
@@ -178,7 +189,7 @@ async def _bare_client(kind: str, url: str, n: int, inflight: int) -> tuple[floa
     return n / wall, 1000 * cpu / n
 
 
-def bench_capacity(requests: int, inflight: int = 1000) -> None:
+def bench_capacity(requests: int, repeats: int = 3, inflight: int = 1000) -> None:
     from distill.sample import sampler as sample
 
     port = free_port()
@@ -187,17 +198,25 @@ def bench_capacity(requests: int, inflight: int = 1000) -> None:
         assert server.stdout.readline().strip() == b"ready"
         base = f"http://127.0.0.1:{port}/v1"
         probs = _problems(requests)
-        with tempfile.TemporaryDirectory() as tmp:
-            c0 = time.process_time()
-            summary = sample.run(_recipe(base, inflight, 5), probs, Path(tmp) / "traces.jsonl", show_progress=False)
-            cpu = time.process_time() - c0
-            assert summary["sampled"] == requests, summary["failed"][:3]
-            lines = (Path(tmp) / "traces.jsonl").read_bytes().count(b"\n")
-        rps = requests / summary["wall_s"]
         print(f"\nclient capacity, loopback server answering instantly, {inflight} requests in flight, "
               f"{os.cpu_count()} cores (server on the same cores):")
-        print(f"  distill sampler (aiohttp)   {rps:7.0f} requests/s  {1000 * cpu / requests:5.2f} ms client CPU/request"
-              f"  ({requests} samples, {lines} traces written; target >= 500 requests/s)")
+        runs = {True: [], False: []}
+        for _ in range(repeats):  # alternated, so load from other work falls on both alike
+            for stream in (True, False):
+                with tempfile.TemporaryDirectory() as tmp:
+                    c0 = time.process_time()
+                    summary = sample.run(_recipe(base, inflight, 5, stream=stream), probs,
+                                         Path(tmp) / "traces.jsonl", show_progress=False)
+                    cpu = time.process_time() - c0
+                    assert summary["sampled"] == requests, summary["failed"][:3]
+                    assert (Path(tmp) / "traces.jsonl").read_bytes().count(b"\n") == requests
+                runs[stream].append((requests / summary["wall_s"], 1000 * cpu / requests))
+        for stream, got in runs.items():
+            rps, ms = sorted(r for r, _ in got), sorted(c for _, c in got)
+            how = f"streamed, {STREAM_CHUNKS} chunks" if stream else "whole answers"
+            print(f"  distill sampler (aiohttp, {how:<20}) requests/s min {rps[0]:5.0f} median {statistics.median(rps):5.0f}"
+                  f"; ms client CPU/request min {ms[0]:4.2f} median {statistics.median(ms):4.2f}  "
+                  f"({repeats} x {requests} samples; target >= 500 requests/s)")
         for kind, n in (("aiohttp", requests), ("httpx", max(500, requests // 20))):
             r, c = asyncio.run(_bare_client(kind, base + "/chat/completions", n, inflight))
             print(f"  bare {kind:<8} client        {r:7.0f} requests/s  {c:5.2f} ms client CPU/request  ({n} requests)")
@@ -212,13 +231,14 @@ def main() -> None:
     ap.add_argument("--llama-prompts", type=int, default=2, help="per client and round")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3, help="client capacity runs per mode")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         return serve_instant(args.serve)
     start, load0 = time.perf_counter(), os.getloadavg()[0]
     bench_llama(args.llama_prompts, args.max_tokens, args.rounds)
-    bench_capacity(args.requests)
+    bench_capacity(args.requests, args.repeats)
     print(f"\n(bench wall time {time.perf_counter() - start:.0f}s; 1-minute load average {load0:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores: other work on the machine shows here)")
 

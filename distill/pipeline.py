@@ -1,8 +1,10 @@
 """The whole factory: problems -> sample -> filter -> train -> eval -> export.
 
 Each stage records the key of its inputs and settings in `data/runs/<recipe>/stages.json`; a stage
-whose key did not change is skipped on a rerun. Sampling resumes where it stopped; traces made
-under other teacher settings are moved aside, never deleted.
+whose key did not change is skipped on a rerun. Sampling resumes where it stopped and samples only
+what is missing (raising `sampling.n` or the problem set asks for the new samples alone); traces
+made under other teacher settings are moved aside, never deleted, and brought back when those
+settings return. Large files are keyed by cheap fingerprints, never re-read whole.
 
     report = run(load_recipe("recipes/smol.yaml"), from_stage=None, to_stage=None)
 """
@@ -26,7 +28,17 @@ from distill.filter.screen import problem_checks
 from distill.problems.benchmarks import load_eval_problems
 from distill.problems.mixture import build_problems, sources_key
 from distill.recipe import Recipe, save_resolved
-from distill.records import load_problems, read_json, write_json, write_jsonl
+from distill.records import (
+    Problem,
+    WriterLock,
+    fingerprint,
+    load_problems,
+    read_json,
+    read_records,
+    sha256_file,
+    write_json,
+    write_jsonl,
+)
 from distill.sample import sampler as sample
 from distill.train import sft as train
 from distill.train.checkpoints import run_key as train_key
@@ -37,7 +49,7 @@ console = Console()
 
 
 def file_sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if Path(path).exists() else "missing"
+    return sha256_file(path)[:16] if Path(path).exists() else "missing"
 
 
 def key_of(*parts) -> str:
@@ -114,46 +126,45 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     def do_problems():
         chosen, found = build_problems(p, problem_checks(recipe))
         write_json(r.path("problems_report.json"), found)
-        write_jsonl(problems_path, chosen)
+        sha = write_jsonl(problems_path, chosen)
         console.print(f"{len(chosen)} problems ({found['by_domain']}); skipped by source: "
                       + "; ".join(f"{s['name']} {s['skipped']}" for s in found["sources"]))
-        return {"problems": len(chosen)}
+        return {"problems": len(chosen), "sha256": sha}  # read by the sample key: no re-read of the file
 
     data_key = sources_key(p) if p.sources else file_sha(Path(p.path))
     stage("problems", key_of(recipe.resolved()["problems"], data_key), do_problems)
 
-    # Traces are set aside only when the teacher or its sampling settings change. New, dropped or
-    # reordered problems are not a reason: their ids are text hashes, so sampling resumes by id.
-    settings_key = key_of(recipe.resolved()["teacher"], recipe.resolved()["sampling"])
-    sample_key = key_of(settings_key, file_sha(problems_path) if problems_path.exists() else keys["problems"])
+    # Only what changes a trace (teacher model, prompt, sampling parameters) keys the traces: other
+    # settings set the file aside. n and the problems (by content: ids are text hashes, so new,
+    # dropped or reordered problems resume by id) only decide which traces this run uses and asks for.
+    settings = sample.settings_key(recipe)
+    problems_sha = r.ledger.get("problems", {}).get("sha256") or file_sha(problems_path)
+    sample_key = key_of(settings, recipe.sampling.n, problems_sha)
 
     def do_sample():
-        before = r.ledger.get("sample", {})
-        previous = before.get("settings", before.get("key"))  # ledgers written before `settings` existed
-        if previous and previous != settings_key and traces_path.exists():
-            aside = r.path(f"traces.{previous}.jsonl")
-            traces_path.rename(aside)  # other teacher settings: keep that paid-for work aside
-            console.print(f"teacher settings changed: previous traces kept in {aside}")
-        r.ledger["sample"] = {"key": sample_key, "settings": settings_key, "done": False}
-        write_json(r.ledger_path, r.ledger)
-        summary = sample.run(recipe, load_problems(problems_path), traces_path)
+        with WriterLock(traces_path, what="sampler"):  # a second `distill run` stops here, touching nothing
+            r.ledger["sample"] = {"key": sample_key, "done": False}
+            write_json(r.ledger_path, r.ledger)
+            summary = sample.run(recipe, load_problems(problems_path), traces_path, set_aside=True)
         console.print(f"sampled {summary['sampled']} (already had {summary['already_done']}), "
                       f"{len(summary['failed'])} failed, {summary['completion_tokens_per_s']} tok/s")
-        if summary["failed"]:
-            raise DistillError(f"{len(summary['failed'])} samples failed (see {r.path('sample_summary.json')}); "
-                               "rerun to retry only those")
-        return {"sampled": summary["sampled"], "settings": settings_key}
+        sample.check_failures(summary, recipe.sampling)
+        return {"sampled": summary["sampled"], "settings": settings, "failed_share": summary["failed_share"]}
 
     stage("sample", sample_key, do_sample)
 
     def do_filter():
-        rep = trace_filter.run(traces_path, filter_dir, recipe.filter)
+        # This run's traces only: those of its settings, problems and first n samples.
+        chosen = None if recipe.teacher.backend == "dataset" else {
+            q.id for q in read_records(problems_path, Problem) if isinstance(q, Problem)}
+        selection = trace_filter.Selection(settings, chosen, None if chosen is None else recipe.sampling.n)
+        rep = trace_filter.run(traces_path, filter_dir, recipe.filter, selection=selection)
         console.print(f"accepted {rep['accepted']} of {rep['input']} traces "
                       f"({rep['acceptance_rate']:.1%}); rejected by reason: {rep['by_reason']}")
         return {"accepted": rep["accepted"], "input": rep["input"]}
 
-    stage("filter", key_of(recipe.resolved()["filter"], file_sha(traces_path) if traces_path.exists() else sample_key),
-          do_filter)
+    # A fingerprint (size, mtime, sampled blocks), not a re-read of a traces file of many gigabytes.
+    stage("filter", key_of(recipe.resolved()["filter"], fingerprint(traces_path), sample_key), do_filter)
 
     def do_train():
         summary = train.run(recipe, filter_dir / "accepted.jsonl", student_dir)

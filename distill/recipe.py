@@ -170,18 +170,30 @@ class PromptsCfg(Section):
 
 
 class SamplingCfg(Section):
-    n: int = Field(4, ge=1)  # samples per problem
+    # What a trace is: these (with the teacher's model and prompt) decide whether traces already in
+    # traces.jsonl still count. Changing one moves the old file aside; nothing else does.
+    n: int = Field(4, ge=1)  # samples per problem (raising it samples only the new ones)
     temperature: float = Field(0.6, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(1024, ge=1)
     seed: int = 0
-    max_concurrent: int = Field(8, ge=1)  # requests in flight (a bounded worker pool)
-    timeout_s: float = Field(600, gt=0)  # per request (HTTP backends)
-    max_retries: int = Field(5, ge=0)  # per sample, exponential backoff with jitter, Retry-After honoured
     # openai backend: more request fields passed through as they are, e.g. {top_k: 20, min_p: 0.05}
     # for vLLM/SGLang, or {logit_bias: {"2": -100}} to forbid a token.
     extra_body: dict[str, Any] = {}
-    prompts: PromptsCfg = PromptsCfg()  # the teacher's instruction per domain (math, code, code_call, choice)
+    # The teacher's instruction per domain (math, code, code_call, choice): part of the prompt.
+    prompts: PromptsCfg = PromptsCfg()
+    # How to get them: change these freely, old traces stay valid.
+    max_concurrent: int = Field(8, ge=1)  # requests in flight (a bounded worker pool)
+    timeout_s: float = Field(600, gt=0)  # per request, whole answer (HTTP backends)
+    # HTTP backends: responses are streamed; no token for this long abandons the request (retried
+    # on another URL) and rests that URL. A queued request waits for its first token too.
+    idle_timeout_s: float = Field(120, gt=0)
+    stream: bool = True  # false: whole answers (for endpoints that cannot stream)
+    max_retries: int = Field(5, ge=0)  # per sample, exponential backoff with jitter, Retry-After honoured
+    # Samples that failed for good (a 400 refusal, a prompt over the context) or ran out of retries,
+    # as a share of those asked for: above it the run stops after sampling; at or below, it goes on.
+    max_failed_share: float = Field(0.01, ge=0, le=1)
+    log_every_s: float = Field(30, gt=0)  # progress line period when stderr is not a terminal (logs)
 
 
 class FilterCfg(Section):

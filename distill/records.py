@@ -1,19 +1,24 @@
 """Record IO for every stage: problems, traces and verdicts as JSON Lines (SPEC.md).
 
 Reads tolerate a torn last line (a writer killed mid-line) and report malformed lines with a
-reason instead of crashing; appends repair a torn tail first; whole-file writes are atomic.
+reason instead of crashing; appends repair a torn tail first; whole-file writes are atomic, also
+when streamed line by line (`JsonlWriter`, which hashes what it writes). Files of many gigabytes
+are never held in memory: they are read line by line, and a stage key takes a `fingerprint`
+(size, mtime and sampled blocks) instead of re-reading them. One writer per file: `WriterLock`.
 
     for rec in read_records(path, Trace): ...
     with JsonlAppender(path) as out: out.write(trace.model_dump())
+    with WriterLock(path): ...  # a second process gets a DistillError naming the holder
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -64,8 +69,20 @@ class Verdict(BaseModel):
     reasons: list[str] = []
 
 
+class Provenance(BaseModel):
+    """What made a trace: `settings` hashes everything that changes what a trace is (teacher model,
+    prompt template, sampling parameters); `prompt` hashes the exact messages sent; `params` are the
+    sampling parameters themselves, for people reading the file."""
+
+    model_config = ConfigDict(extra="allow")
+    settings: str
+    prompt: str | None = None
+    params: dict[str, Any] | None = None
+
+
 class Trace(BaseModel):
-    """One teacher sample in R1 form; the filter adds `verdict`."""
+    """One teacher sample in R1 form (the reasoning stored once, inside `completion`, unless an
+    external file gave it only in `reasoning_content`); the filter adds `verdict`."""
 
     model_config = ConfigDict(extra="allow")
     problem_id: str = Field(min_length=1)
@@ -83,6 +100,7 @@ class Trace(BaseModel):
     time_limit_s: float | None = Field(None, gt=0)  # code: the problem's limits
     memory_mb: int | None = Field(None, gt=0)
     choices: list[str] | None = None
+    provenance: Provenance | None = None
     verdict: Verdict | None = None
 
     @property
@@ -232,14 +250,66 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_jsonl(path: str | Path, records: list[Any]) -> None:
-    """Write a whole JSONL file atomically (temp file, fsync, rename)."""
-    lines = []
-    for r in records:
-        if isinstance(r, BaseModel):
-            r = r.model_dump(exclude_none=True)
-        lines.append(json.dumps(r, ensure_ascii=False))
-    _atomic_write_bytes(Path(path), ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
+class JsonlWriter:
+    """A whole JSONL file written line by line yet atomically: lines go to a temp file beside
+    `path`, which replaces `path` (after fsync) only when the block ends without an error. The
+    sha256 of what was written is kept as it goes, so no one re-reads a large file to hash it.
+
+        with JsonlWriter(out_dir / "accepted.jsonl") as out:
+            out.write(row)
+        out.sha256, out.count"""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.count = 0
+        self.bytes = 0
+        self._hash = hashlib.sha256()
+        self._f = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> JsonlWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        self._f = os.fdopen(fd, "wb", buffering=1 << 20)
+        return self
+
+    def write(self, obj: Any) -> None:
+        """One record: a pydantic model, a JSON-able object, or a str that is already one JSON line."""
+        if isinstance(obj, BaseModel):
+            obj = obj.model_dump(exclude_none=True)
+        text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)
+        data = (text + "\n").encode("utf-8")
+        self._f.write(data)
+        self._hash.update(data)
+        self.count += 1
+        self.bytes += len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if exc_type is None:
+                self._f.flush()
+                os.fsync(self._f.fileno())
+            self._f.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+                return
+        except BaseException:
+            Path(self._tmp).unlink(missing_ok=True)
+            raise
+        Path(self._tmp).unlink(missing_ok=True)  # the block failed: the old file, if any, stays
+
+
+def write_jsonl(path: str | Path, records: Iterable[Any]) -> str:
+    """Write a whole JSONL file atomically (temp file, fsync, rename); returns its sha256."""
+    with JsonlWriter(path) as out:
+        for r in records:
+            out.write(r)
+    return out.sha256
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -261,3 +331,64 @@ def sha256_file(path: str | Path) -> str:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def fingerprint(path: str | Path, blocks: int = 8, block_size: int = 1 << 16) -> str:
+    """A cheap stand-in for a content hash of a large file: its size, its mtime and the sha256 of
+    `blocks` blocks read at evenly spaced offsets (the last block included, where appends land).
+    Any append, truncation or rewrite changes it; reading it costs `blocks` seeks, not the file."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    st = path.stat()
+    h = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    with open(path, "rb") as f:
+        last = max(0, st.st_size - block_size)
+        for k in range(blocks):
+            f.seek(last * k // max(1, blocks - 1))
+            h.update(f.read(block_size))
+    return h.hexdigest()[:16]
+
+
+class WriterLock:
+    """One writer per file: an exclusive, non-blocking flock on `<path>.lock` held for the block.
+    A second process (or a second sampler on the same file) gets a DistillError naming the holder's
+    pid instead of interleaving its lines; the same process may take it again (re-entrant), so the
+    pipeline can hold it around the sampler. The kernel drops the lock when the holder dies, even
+    by kill -9, so a stale lock file never blocks anyone.
+
+        with WriterLock(traces_path, what="sampler"): ..."""
+
+    _held: dict[str, list] = {}  # lock path -> [fd, depth], in this process
+
+    def __init__(self, path: str | Path, what: str = "writer"):
+        self.path = Path(str(path) + ".lock")
+        self.target = Path(path)
+        self.what = what
+
+    def __enter__(self) -> WriterLock:
+        key = str(self.path.resolve())
+        if key in self._held:
+            self._held[key][1] += 1
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise DistillError(f"{self.target} is being written by {holder}; only one {self.what} may write it "
+                               "at a time. Wait for that one to finish (or stop it), then rerun") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{self.what} pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
+        self._held[key] = [fd, 1]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        key = str(self.path.resolve())
+        entry = self._held[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self._held[key]
+            os.close(entry[0])  # closing the descriptor releases the flock

@@ -1,6 +1,7 @@
 """A stand-in for a remote R1 endpoint (DeepSeek's API and a GPU vLLM server cannot be reached
 here): an OpenAI-compatible chat server on 127.0.0.1 that answers each problem with an R1-form
-trace ending in the gold answer, and can inject faults in a scripted order."""
+trace ending in the gold answer, whole or streamed as server-sent events (as vLLM does when the
+request says `stream: true`), lists its models at /v1/models, and can inject faults in a scripted order."""
 
 from __future__ import annotations
 
@@ -20,13 +21,17 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class StandInR1:
-    """faults: a queue consumed one per request: "500", "503", "429" (with Retry-After), "hang",
+    """faults: a queue consumed one per request: "500", "503", "429" (with Retry-After), "hang"
+    (nothing for `hang_s`), "stall" (a stream that sends its first token, then nothing for `hang_s`),
     "malformed" (torn JSON), "nochoices" (JSON without choices), "reset" (TCP RST), "400echo"
-    (a 400 whose body echoes the Authorization header, as some APIs do), "401", "ok".
-    `delay_s` slows every answer (a busy teacher); `seen_auth` keeps the Authorization headers."""
+    (a 400 whose body echoes the Authorization header, as some APIs do), "400" (a content refusal),
+    "400ctx" (a prompt over the context, in vLLM's words), "401", "404", "ok".
+    `delay_s` slows every answer (a busy teacher); `seen_auth` keeps the Authorization headers;
+    `bodies` the request bodies; `models` are the names /v1/models lists."""
 
     def __init__(self, answers: dict[str, str], faults: list[str] | None = None, reasoning_field: bool = False,
-                 hang_s: float = 5.0, delay_s: float = 0.0, retry_after: str = "0.2"):
+                 hang_s: float = 5.0, delay_s: float = 0.0, retry_after: str = "0.2",
+                 models: list[str] | None = None):
         self.answers = answers
         self.faults = deque(faults or [])
         self.reasoning_field = reasoning_field
@@ -35,6 +40,8 @@ class StandInR1:
         self.retry_after = retry_after
         self.requests: Counter = Counter()
         self.seen_auth: list[str] = []
+        self.bodies: list[dict] = []
+        self.models = models or ["stand-in-r1"]
         self.log: list[tuple[float, str]] = []  # (time.monotonic(), fault) of each request
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -54,7 +61,22 @@ class StandInR1:
                 self.wfile.write(body)
 
             def do_GET(self):
-                self._send(200, b'{"data": [{"id": "stand-in-r1"}]}')
+                with outer.lock:
+                    outer.requests["GET " + self.path] += 1
+                self._send(200, json.dumps({"object": "list", "data": [{"id": m} for m in outer.models]}).encode())
+
+            def _events(self, chunks: list[dict], stall_after: int | None = None):
+                """Server-sent events, one chunk each, then [DONE]; `stall_after` chunks then silence."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for k, chunk in enumerate(chunks):
+                    if k == stall_after:
+                        time.sleep(outer.hang_s)
+                        return
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
 
             def do_POST(self):
                 with outer.lock:
@@ -73,12 +95,20 @@ class StandInR1:
                     outer.requests[fault] += 1
                     outer.log.append((time.monotonic(), fault))
                     outer.seen_auth.append(self.headers.get("Authorization", ""))
+                    outer.bodies.append(body)
                 if fault in ("500", "503"):
                     return self._send(int(fault), b'{"error": "overloaded"}')
                 if fault == "429":
                     return self._send(429, b'{"error": "slow down"}', {"Retry-After": outer.retry_after})
                 if fault == "401":
                     return self._send(401, b'{"error": "invalid key"}')
+                if fault == "400":
+                    return self._send(400, b'{"error": {"message": "the request was refused by the content policy"}}')
+                if fault == "400ctx":
+                    return self._send(400, b'{"error": {"message": "This model\'s maximum context length is 32768 '
+                                           b'tokens. However, you requested 40000 tokens."}}')
+                if fault == "404":
+                    return self._send(404, b'{"error": {"message": "The model does not exist."}}')
                 if fault == "400echo":
                     echo = json.dumps({"error": f"bad request with {self.headers.get('Authorization')}"})
                     return self._send(400, echo.encode())
@@ -103,13 +133,32 @@ class StandInR1:
                     message.update(reasoning_content=reasoning, content=f"The answer is \\boxed{{{answer}}}.")
                 else:
                     message["content"] = f"<think>\n{reasoning}\n</think>\n\nThe answer is \\boxed{{{answer}}}."
-                out = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 20, "completion_tokens": 30}}
+                usage = {"prompt_tokens": 20, "completion_tokens": 30}
+                if body.get("stream"):
+                    return self._stream(message, usage, stall_after=2 if fault == "stall" else None)
+                out = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage}
                 self._send(200, json.dumps(out).encode())
+
+            def _stream(self, message: dict, usage: dict, stall_after: int | None):
+                """The message cut into a few deltas, as a server streams tokens."""
+                chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}]
+                for field in ("reasoning_content", "content"):
+                    text = message.get(field) or ""
+                    step = max(1, len(text) // 4)
+                    chunks += [{"choices": [{"index": 0, "delta": {field: text[i:i + step]}, "finish_reason": None}]}
+                               for i in range(0, len(text), step)]
+                chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                chunks.append({"choices": [], "usage": usage})
+                self._events(chunks, stall_after)
 
         self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    @property
+    def posts(self) -> int:
+        """Chat requests answered in any way (GETs of /v1/models not counted)."""
+        return sum(n for k, n in self.requests.items() if not k.startswith("GET "))
 
     def __enter__(self) -> StandInR1:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

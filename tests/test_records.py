@@ -72,3 +72,69 @@ def test_atomic_writes_are_readable_by_others(tmp_path):
     write_json(path, {"a": 1})
     mode = stat.S_IMODE(os.stat(path).st_mode)
     assert mode & stat.S_IRGRP and mode & stat.S_IROTH
+
+
+def test_streamed_whole_file_write_is_atomic_and_hashed(tmp_path):
+    import hashlib
+
+    from distill.records import JsonlWriter
+
+    path = tmp_path / "accepted.jsonl"
+    with JsonlWriter(path) as out:
+        out.write(_trace(0))
+        out.write(json.dumps(_trace(1)))  # a line that is already JSON
+    assert out.count == 2 and out.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError):
+        with JsonlWriter(path) as out:
+            out.write(_trace(2))
+            raise RuntimeError("killed mid-write")
+    assert path.read_bytes() == before and not list(tmp_path.glob(".accepted.jsonl.*"))
+
+
+def test_fingerprint_sees_appends_and_rewrites_without_reading_the_file(tmp_path):
+    import os
+
+    from distill.records import fingerprint
+
+    path = tmp_path / "traces.jsonl"
+    write_jsonl(path, [_trace(i) for i in range(3)])
+    first = fingerprint(path)
+    assert fingerprint(path) == first and fingerprint(tmp_path / "none.jsonl") == "missing"
+    with JsonlAppender(path) as out:
+        out.write(_trace(3))
+    appended = fingerprint(path)
+    assert appended != first
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"p1", b"p9"))  # same size, new content
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1))
+    assert fingerprint(path) not in (first, appended)
+
+
+def test_writer_lock_refuses_a_second_process_and_dies_with_its_holder(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from distill.records import WriterLock
+
+    path = tmp_path / "traces.jsonl"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from distill.records import WriterLock; "
+                               f"lock = WriterLock({str(path)!r}, 'sampler').__enter__(); print('held', flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DistillError, match=rf"being written by sampler pid {holder.pid}"):
+            with WriterLock(path, "sampler"):
+                pass
+    finally:
+        holder.kill()  # as kill -9: the kernel releases the lock
+        holder.wait()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with WriterLock(path, "sampler"), WriterLock(path, "sampler"):  # re-entrant in one process
+                break
+        except DistillError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)

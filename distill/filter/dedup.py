@@ -1,13 +1,15 @@
 """Duplicate problems and eval contamination, judged on problem text across all sources.
 
     dups = find_duplicates([(pid, text), ...], threshold=0.8)  # {duplicate_pid: kept_pid}
+    index = ProblemIndex(db); index.add(pid, text)              # the same, one at a time, on disk
     deco = Decontaminator(load_eval_texts(["bundled", "MATH-500"]), n=8)
     deco.contaminated(text)                                        # True: an 8-gram is shared
 
 Exact duplicates compare normalised text (NFKC, lower case, LaTeX `$` and punctuation dropped).
-Near duplicates are MinHash-LSH candidates (datasketch; character 5-gram shingles, robust on short texts) confirmed by the
-Jaccard estimate AND by the same numbers in the same order: templated problems that differ only
-in their numbers have different answers, so they are different problems.
+Near duplicates are MinHash-LSH candidates (datasketch's MinHash and band layout; character 5-gram
+shingles, robust on short texts) confirmed by the exact Jaccard AND by the same numbers in the same
+order: templated problems that differ only in their numbers have different answers, so they are
+different problems. The index of kept problems lives in SQLite (a file at scale), not in memory.
 Decontamination follows s1 and open-r1: any shared word n-gram (8 by default) with an eval
 problem, after the same normalisation; a problem shorter than n words must match one whole. By default the shared n-gram must also come
 with the same numbers (see `Decontaminator`).
@@ -128,67 +130,97 @@ def _load_dataset(name: str) -> list[str]:
     return [str(x) for x in ds[col]]
 
 
+def _h64(text: str) -> int:
+    """A signed 64-bit hash (SQLite's INTEGER) of a text."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _shingles(norm: str) -> set[str]:
+    return {norm[i:i + 5] for i in range(max(1, len(norm) - 4))}
+
+
+class ProblemIndex:
+    """Duplicate problems found on disk: `add(pid, text)` in input order returns the id of the
+    first problem it duplicates (exact or near), else None and keeps it.
+
+    Near duplicates must share their numbers, so problems are bucketed by their numbers; a bucket
+    compares a new problem exactly with the ones it kept while it holds fewer than `exact_below`,
+    then through MinHash LSH bands (large buckets: problems without numbers). The kept texts and the
+    bands live in SQLite tables, not in memory, so a million problems cost disk, not RAM.
+
+        index = ProblemIndex(sqlite3.connect(path), threshold=0.8)
+        index.add("p2", "Mia has 14 shells ...")  # "p1" if p1 said the same"""
+
+    def __init__(self, db, threshold: float = 0.8, num_perm: int = 128, exact_below: int = 16):
+        from datasketch import MinHash, MinHashLSH
+
+        self.db, self.threshold, self.exact_below = db, threshold, exact_below
+        # LSH finds candidates only with some probability near its threshold: search lower, confirm exactly.
+        lsh = MinHashLSH(threshold=max(0.3, threshold - 0.2), num_perm=num_perm)
+        self.ranges = lsh.hashranges
+        seed = MinHash(num_perm=num_perm)  # generating permutations is a MinHash's slow part: once
+        self._new_minhash = lambda: MinHash(num_perm=num_perm, permutations=seed.permutations, scheme=seed.scheme)
+        db.executescript("""
+            CREATE TABLE IF NOT EXISTS p_exact(norm INTEGER PRIMARY KEY, pid TEXT);
+            CREATE TABLE IF NOT EXISTS p_kept(pid TEXT PRIMARY KEY, rank INTEGER, bucket INTEGER, norm TEXT);
+            CREATE INDEX IF NOT EXISTS p_kept_bucket ON p_kept(bucket, rank);
+            CREATE TABLE IF NOT EXISTS p_bucket(bucket INTEGER PRIMARY KEY, size INTEGER, lsh INTEGER);
+            CREATE TABLE IF NOT EXISTS p_band(bucket INTEGER, band INTEGER, pid TEXT);
+            CREATE INDEX IF NOT EXISTS p_band_key ON p_band(bucket, band);""")
+        self.rank = 0
+
+    def _bands(self, shingles: set[str]) -> list[int]:
+        mh = self._new_minhash()
+        mh.update_batch([x.encode() for x in shingles])
+        values = mh.hashvalues
+        return [int.from_bytes(hashlib.blake2b(values[a:b].tobytes(), digest_size=8).digest(), "big", signed=True)
+                for a, b in self.ranges]
+
+    def _insert_bands(self, bucket: int, pid: str, shingles: set[str]) -> None:
+        self.db.executemany("INSERT INTO p_band VALUES (?, ?, ?)", [(bucket, b, pid) for b in self._bands(shingles)])
+
+    def add(self, pid: str, text: str) -> str | None:
+        db = self.db
+        norm = normalise(text)
+        first = db.execute("SELECT pid FROM p_exact WHERE norm = ?", (_h64(norm),)).fetchone()
+        if first:
+            return first[0]
+        db.execute("INSERT INTO p_exact VALUES (?, ?)", (_h64(norm), pid))
+        shingles = _shingles(norm)
+        bucket = _h64(" ".join(numbers(norm)))
+        size, lsh = db.execute("SELECT size, lsh FROM p_bucket WHERE bucket = ?", (bucket,)).fetchone() or (0, 0)
+        if not lsh and size >= self.exact_below:  # the bucket grew large: index what it kept so far
+            for other, other_norm in db.execute("SELECT pid, norm FROM p_kept WHERE bucket = ?", (bucket,)).fetchall():
+                self._insert_bands(bucket, other, _shingles(other_norm))
+            lsh = 1
+        if lsh:
+            bands = self._bands(shingles)
+            marks = ",".join("?" * len(bands))
+            rows = db.execute(f"SELECT k.pid, k.norm FROM p_kept k WHERE k.pid IN (SELECT DISTINCT pid FROM p_band "
+                              f"WHERE bucket = ? AND band IN ({marks})) ORDER BY k.rank", (bucket, *bands))
+        else:
+            rows = db.execute("SELECT pid, norm FROM p_kept WHERE bucket = ? ORDER BY rank", (bucket,))
+        for other, other_norm in rows.fetchall():  # the first kept one wins
+            o = _shingles(other_norm)
+            if len(shingles & o) / len(shingles | o) >= self.threshold:
+                return other
+        db.execute("INSERT INTO p_kept VALUES (?, ?, ?, ?)", (pid, self.rank, bucket, norm))
+        db.execute("INSERT OR REPLACE INTO p_bucket VALUES (?, ?, ?)", (bucket, size + 1, lsh))
+        self.rank += 1
+        if lsh:
+            db.executemany("INSERT INTO p_band VALUES (?, ?, ?)", [(bucket, b, pid) for b in bands])
+        return None
+
+
 def find_duplicates(problems: list[tuple[str, str]], threshold: float = 0.8, num_perm: int = 128,
                     exact_below: int = 16) -> dict[str, str]:
-    """{duplicate problem id: the id kept}; the first of a group in input order is kept.
+    """{duplicate problem id: the id kept}; the first of a group in input order is kept."""
+    import sqlite3
 
-    Near duplicates must share their numbers, so problems are first bucketed by their numbers;
-    a bucket compares new problems exactly with the ones it kept while it holds fewer than
-    `exact_below`, then through a MinHash LSH index (large buckets: problems without numbers)."""
-    dups: dict[str, str] = {}
-    exact: dict[str, str] = {}
-    buckets: dict[tuple[str, ...], _Bucket] = {}
+    index = ProblemIndex(sqlite3.connect(":memory:"), threshold, num_perm, exact_below)
+    dups = {}
     for pid, text in problems:
-        norm = normalise(text)
-        if norm in exact:
-            dups[pid] = exact[norm]
-            continue
-        exact[norm] = pid
-        shingles = {norm[i:i + 5] for i in range(max(1, len(norm) - 4))}
-        bucket = buckets.setdefault(numbers(norm), _Bucket(threshold, num_perm, exact_below))
-        kept = bucket.match(pid, shingles)
+        kept = index.add(pid, text)
         if kept is not None:
             dups[pid] = kept
     return dups
-
-
-class _Bucket:
-    """Problems with the same numbers: exact Jaccard while small, MinHash LSH candidates when large."""
-
-    def __init__(self, threshold: float, num_perm: int, exact_below: int):
-        self.threshold, self.num_perm, self.exact_below = threshold, num_perm, exact_below
-        self.kept: dict[str, set[str]] = {}
-        self.rank: dict[str, int] = {}
-        self.lsh = None
-        self._perms = None
-
-    def _minhash(self, shingles: set[str]):
-        from datasketch import MinHash
-
-        if self._perms is None:
-            mh = MinHash(num_perm=self.num_perm)
-            self._perms = (mh.permutations, mh.scheme)  # generating permutations is a MinHash's slow part
-        else:
-            mh = MinHash(num_perm=self.num_perm, permutations=self._perms[0], scheme=self._perms[1])
-        mh.update_batch([x.encode() for x in shingles])
-        return mh
-
-    def match(self, pid: str, shingles: set[str]) -> str | None:
-        if self.lsh is None and len(self.kept) >= self.exact_below:
-            from datasketch import MinHashLSH
-
-            # LSH finds candidates only with some probability near its threshold: search lower, confirm exactly.
-            self.lsh = MinHashLSH(threshold=max(0.3, self.threshold - 0.2), num_perm=self.num_perm)
-            for other, sh in self.kept.items():
-                self.lsh.insert(other, self._minhash(sh))
-        mh = self._minhash(shingles) if self.lsh is not None else None
-        candidates = self.lsh.query(mh) if mh is not None else list(self.kept)
-        for other in sorted(candidates, key=self.rank.__getitem__):  # the first kept one wins
-            o = self.kept[other]
-            if len(shingles & o) / len(shingles | o) >= self.threshold:
-                return other
-        self.kept[pid] = shingles
-        self.rank[pid] = len(self.rank)
-        if mh is not None:
-            self.lsh.insert(pid, mh)
-        return None

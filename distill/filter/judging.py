@@ -2,16 +2,19 @@
 
 Writes DIR/accepted.jsonl, DIR/rejected.jsonl, DIR/report.json, DIR/report.md and PNG plots
 (SPEC.md); every input line ends in exactly one of the two JSONL files, lines that are not a
-valid trace as `malformed_record`.
+valid trace as `malformed_record`. With a `Selection` (the pipeline's), only this run's traces
+are inputs: those of its settings, its problems and its first n samples; the rest are counted.
 
     report = run(Path("traces.jsonl"), Path("out/"), FilterCfg(), workers=None)  # all cores
 
-Stages: each trace is judged alone (form, quality, correctness) in a pool of worker processes,
-each trace with its own deadline: a worker stuck past it (a pathological expression that
-math-verify's alarm cannot interrupt, say) is killed and replaced and the trace is rejected as
-`verify_timeout`. Then, over all traces: duplicate completions and problems, contamination,
-the pass-rate band and the k shortest correct traces per problem. Outputs are sorted by input
-line, so they do not depend on the number of workers.
+Bounded memory at any trace count: the traces are streamed twice and never held. Pass 1 judges
+each trace alone (form, quality, correctness) in a pool of worker processes, a bounded window of
+traces in flight, each with its own deadline: a worker stuck past it (a pathological expression
+that math-verify's alarm cannot interrupt, say) is killed and replaced and the trace is rejected as
+`verify_timeout`. Verdicts go to an on-disk index (filter/index.py) while new problems go through
+the on-disk duplicate index and the decontaminator; then the per-problem steps (duplicates, the
+pass-rate band, the k shortest correct traces) run as SQL over the index. Pass 2 re-reads the
+traces and writes each with its verdict, in input order, whatever the number of workers.
 
 Reasons beyond SPEC.md's list: `too_short` (under `min_completion_tokens`), `verify_timeout` (the
 trace's worker was killed at its deadline), `pass_rate_out_of_band`, `over_per_problem_limit`,
@@ -20,33 +23,37 @@ and `judge_error:<Exception>` (a checker bug; it costs that trace only).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from distill.filter import sandbox
-from distill.filter.dedup import Decontaminator, find_duplicates, load_eval_texts, normalise
+from distill.filter.dedup import Decontaminator, load_eval_texts, normalise
+from distill.filter.index import ANSWER_REASONS, TraceIndex
 from distill.filter.jail import scrub_environment
 from distill.filter.length import check_tokenizer, student_tokens
 from distill.filter.quality import estimate_tokens, quality_reasons
 from distill.filter.verify import check_answer, extract_answer
-from distill.r1 import split_r1
+from distill.progress import Progress
+from distill.r1 import THINK_CLOSE, split_r1
 from distill.recipe import FilterCfg
-from distill.records import Trace, iter_lines, parse_record, write_jsonl
+from distill.records import BadLine, Trace, Verdict, WriterLock, iter_lines, parse_record
 
-T = TypeVar("T")
-ANSWER_REASONS = {"wrong_answer", "no_answer", "tests_failed", "unparseable_gold", "verify_timeout"}
+__all__ = ["ANSWER_REASONS", "Selection", "accepted_digest", "deadline_s", "judge", "n_tokens", "run"]
 
 
 def n_tokens(trace: Trace) -> int:
-    """Completion length in tokens: the teacher's count, else an estimate (words and punctuation)."""
+    """Completion length in tokens: the teacher's count, else an estimate (words and punctuation).
+    Reasoning kept apart in `reasoning_content` counts only when it is not also in the completion."""
     if trace.completion_tokens is not None:
         return trace.completion_tokens
-    return estimate_tokens((trace.reasoning_content or "") + trace.completion)
+    apart = trace.reasoning_content if trace.reasoning_content and THINK_CLOSE not in trace.completion else ""
+    return estimate_tokens(apart + trace.completion)
 
 
 def judge(trace: Trace, cfg: FilterCfg) -> list[str]:
@@ -76,13 +83,19 @@ def deadline_s(trace: Trace, cfg: FilterCfg) -> float:
     return 3 * cfg.verify_timeout_s + 1
 
 
-def _judge_timed(trace: Trace, cfg: FilterCfg) -> tuple[list[str], float]:
+def completion_hash(trace: Trace) -> int:
+    """Repeated completions of one problem are duplicates: a 64-bit hash of the normalised text."""
+    digest = hashlib.blake2b(normalise(trace.completion).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _judge_timed(trace: Trace, cfg: FilterCfg) -> tuple[list[str], float, int, int]:
     start = time.monotonic()
     try:
         reasons = judge(trace, cfg)
     except Exception as e:  # noqa: BLE001 -- a checker bug on odd input must cost one trace, not the run
         reasons = [f"judge_error:{type(e).__name__}"]
-    return reasons, time.monotonic() - start
+    return reasons, time.monotonic() - start, n_tokens(trace), completion_hash(trace)
 
 
 _WORKER_CFG: FilterCfg | None = None
@@ -94,157 +107,162 @@ def _init_worker(cfg_json: str) -> None:
     _WORKER_CFG = FilterCfg.model_validate_json(cfg_json)
 
 
-def _judge_line(line: str) -> tuple[list[str], float]:
+def _judge_line(line: str) -> tuple[list[str], float, int, int]:
     # Workers get the raw JSON line and the config once at start: pickling a str is far cheaper
     # for the parent than pickling a pydantic model per trace, and parsing then runs in parallel.
-    trace = parse_record(line, Trace)
-    return _judge_timed(trace, _WORKER_CFG)
+    return _judge_timed(parse_record(line, Trace), _WORKER_CFG)
+
+
+def _pool(workers: int, cfg: FilterCfg):
+    """The judging processes (pebble: a per-task timeout kills and replaces a stuck worker)."""
+    from pebble import ProcessPool
+
+    return ProcessPool(max_workers=workers, initializer=_init_worker, initargs=(cfg.model_dump_json(),))
 
 
 @dataclass
-class Item:
-    line: int
-    trace: Trace | None  # None: malformed
-    raw: str = ""  # the line as read
-    error: str = ""
-    reasons: list[str] | None = None
-    seconds: float = 0.0
+class Selection:
+    """Which traces are this run's: its settings key, its problems (None: all) and its first n samples."""
+
+    settings: str | None = None
+    problems: set[str] | None = None
+    n: int | None = None
+
+    def wants(self, trace: Trace) -> bool:
+        if self.settings is not None and (trace.provenance is None or trace.provenance.settings != self.settings):
+            return False
+        if self.problems is not None and trace.problem_id not in self.problems:
+            return False
+        return self.n is None or trace.sample_index < self.n
 
 
-def read_items(path: Path) -> list[Item]:
-    """Every non-blank line as an Item, a torn last line included (it is malformed too)."""
-    items = []
-    for n, text, _complete in iter_lines(path):
-        if not text.strip():
-            continue
-        rec = parse_record(text, Trace, n)
-        if isinstance(rec, Trace):
-            items.append(Item(n, rec, text))
-        else:
-            items.append(Item(n, None, rec.raw, rec.reason, ["malformed_record"]))
-    return items
+def judged(path: Path, cfg: FilterCfg, workers: int, selection: Selection | None,
+           skipped: Counter) -> Iterator[tuple[int, Trace | BadLine, tuple | None]]:
+    """(line, trace or BadLine, (reasons, seconds, n_tokens, completion hash)) in input order,
+    judged `workers` at a time with at most 32 traces per worker in flight."""
+    def inputs():
+        for n, text, _complete in iter_lines(path):
+            if not text.strip():
+                continue
+            rec = parse_record(text, Trace, n)
+            if isinstance(rec, Trace) and selection is not None and not selection.wants(rec):
+                skipped["not_this_run"] += 1
+                continue
+            yield n, text, rec
 
+    if workers == 1:  # one process: math-verify's own alarms still bound each call (main thread)
+        for n, _text, rec in inputs():
+            yield n, rec, None if isinstance(rec, BadLine) else _judge_timed(rec, cfg)
+        return
+    from concurrent.futures import TimeoutError as FutureTimeout
 
-def judge_all(items: list[Item], cfg: FilterCfg, workers: int | None = None, progress: bool = True,
-              meanwhile: Callable[[], T] | None = None) -> T | None:
-    """Fill `reasons` and `seconds` of every valid item, in a process pool when workers > 1.
+    window: deque = deque()
 
-    `meanwhile` runs in this process while the workers judge (its result is returned), so work
-    that does not need verdicts (dedup, decontamination) uses the time the parent would idle."""
-    from rich.progress import Progress
+    def result(n, rec, fut):
+        if fut is None:
+            return n, rec, None
+        try:
+            return n, rec, fut.result()
+        except FutureTimeout:
+            out = ["verify_timeout"], deadline_s(rec, cfg)
+        except Exception as e:  # noqa: BLE001 -- a worker that died (out of memory, signal)
+            out = [f"judge_error:{type(e).__name__}"], 0.0
+        return n, rec, (*out, n_tokens(rec), completion_hash(rec))
 
-    todo = [it for it in items if it.trace is not None]
-    workers = workers or os.cpu_count() or 1
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"judging traces ({workers} processes)", total=len(todo))
-        if workers == 1:
-            # One process: math-verify's own alarms still bound each call (main thread).
-            for it in todo:
-                it.reasons, it.seconds = _judge_timed(it.trace, cfg)
-                bar.advance(task)
-            return meanwhile() if meanwhile else None
-        from concurrent.futures import TimeoutError as FutureTimeout
-
-        from pebble import ProcessPool
-
-        with ProcessPool(max_workers=workers, initializer=_init_worker, initargs=(cfg.model_dump_json(),)) as pool:
-            try:
-                futures = [(it, pool.schedule(_judge_line, args=(it.raw,), timeout=deadline_s(it.trace, cfg)))
-                           for it in todo]
-                result = meanwhile() if meanwhile else None
-            except BaseException:
-                pool.stop()  # do not wait for thousands of verdicts nobody will read
-                raise
-            for it, fut in futures:
-                try:
-                    it.reasons, it.seconds = fut.result()
-                except FutureTimeout:
-                    it.reasons, it.seconds = ["verify_timeout"], deadline_s(it.trace, cfg)
-                except Exception as e:  # noqa: BLE001 -- a worker that died (out of memory, signal)
-                    it.reasons = [f"judge_error:{type(e).__name__}"]
-                bar.advance(task)
-        return result
-
-
-def problem_checks(items: list[Item], cfg: FilterCfg, eval_texts: list[str]) -> dict:
-    """Duplicate and contaminated problems (problem text only, no verdicts needed)."""
-    problems: dict[str, str] = {}
-    for it in items:
-        if it.trace is not None:
-            problems.setdefault(it.trace.problem_id, it.trace.problem)
-    dups = find_duplicates(list(problems.items()), cfg.near_dup_threshold) if cfg.dedup else {}
-    contaminated: set[str] = set()
-    if eval_texts:
-        deco = Decontaminator(eval_texts, cfg.decontaminate_ngram, cfg.decontaminate_same_numbers)
-        contaminated = {pid for pid, text in problems.items() if deco.contaminated(text)}
-    return {"duplicate_problems": dups, "contaminated_problems": sorted(contaminated)}
-
-
-def _mark_problem_level(items: list[Item], info: dict) -> None:
-    """Add `duplicate` (repeated completions or keys, duplicate problems) and `contaminated`."""
-    seen_keys: set[tuple[str, int]] = set()
-    seen_text: set[tuple[str, str]] = set()
-    dups, contaminated = info["duplicate_problems"], set(info["contaminated_problems"])
-    for it in items:
-        if it.trace is None:
-            continue
-        t = it.trace
-        text_key = (t.problem_id, normalise(t.completion))
-        if t.key in seen_keys or (not it.reasons and text_key in seen_text) or t.problem_id in dups:
-            it.reasons.append("duplicate")
-        seen_keys.add(t.key)
-        seen_text.add(text_key)
-        if t.problem_id in contaminated:
-            it.reasons.append("contaminated")
-
-
-def _select(items: list[Item], cfg: FilterCfg) -> dict[str, float]:
-    """Pass-rate band and the k shortest correct traces per problem; returns each pass rate."""
-    by_problem: dict[str, list[Item]] = defaultdict(list)
-    for it in items:
-        if it.trace is not None:
-            by_problem[it.trace.problem_id].append(it)
-    rates = {}
-    for pid, group in by_problem.items():
-        # The teacher's solve rate: traces whose answer was right, whatever else was wrong.
-        rates[pid] = sum(not (set(it.reasons) & ANSWER_REASONS) for it in group) / len(group)
-        good = [it for it in group if not it.reasons]
-        if cfg.pass_rate_band and not cfg.pass_rate_band[0] <= rates[pid] <= cfg.pass_rate_band[1]:
-            for it in good:
-                it.reasons.append("pass_rate_out_of_band")
-            continue
-        good.sort(key=lambda it: (n_tokens(it.trace), it.trace.sample_index, it.line))
-        for it in good[cfg.max_per_problem:] if cfg.max_per_problem else []:
-            it.reasons.append("over_per_problem_limit")
-    return rates
+    with _pool(workers, cfg) as pool:
+        try:
+            for n, text, rec in inputs():
+                fut = None if isinstance(rec, BadLine) else pool.schedule(_judge_line, args=(text,),
+                                                                          timeout=deadline_s(rec, cfg))
+                window.append((n, rec, fut))
+                while len(window) >= 32 * workers:
+                    yield result(*window.popleft())
+            while window:
+                yield result(*window.popleft())
+        except BaseException:
+            pool.stop()  # do not wait for verdicts nobody will read
+            raise
 
 
 def run(traces_path: Path, out_dir: Path, cfg: FilterCfg, workers: int | None = None,
-        progress: bool = True) -> dict:
-    """Judge every line of `traces_path`; write accepted/rejected JSONL, report.json/.md and plots."""
+        progress: bool = True, selection: Selection | None = None) -> dict:
+    """Judge `traces_path` (this run's traces, with a selection); write accepted/rejected JSONL,
+    report.json/.md and plots into `out_dir`. One filter per output folder at a time."""
+    traces_path, out_dir = Path(traces_path), Path(out_dir)
+    with WriterLock(out_dir / "accepted.jsonl", what="filter"):
+        for stale in [*out_dir.glob(".index.*.sqlite"), *out_dir.glob(".*.jsonl.*.tmp")]:
+            stale.unlink()  # left by a filter that was killed: no one else writes here now
+        return _run(traces_path, out_dir, cfg, workers, progress, selection)
+
+
+def _run(traces_path: Path, out_dir: Path, cfg: FilterCfg, workers: int | None, progress: bool,
+         selection: Selection | None) -> dict:
     from distill.filter import report as filter_report
+    from distill.filter.dedup import ProblemIndex
 
     started = time.monotonic()
-    out_dir = Path(out_dir)
+    workers = workers or os.cpu_count() or 1
     if cfg.max_length:
         check_tokenizer(cfg.tokenizer)
-    items = read_items(Path(traces_path))
     eval_texts, eval_counts = load_eval_texts(cfg.decontaminate) if cfg.decontaminate else ([], {})
-    problem_info = judge_all(items, cfg, workers, progress, meanwhile=lambda: problem_checks(items, cfg, eval_texts))
-    problem_info["eval_sets"] = eval_counts
-    _mark_problem_level(items, problem_info)
-    rates = _select(items, cfg)
-    accepted, rejected = [], []
-    for it in sorted(items, key=lambda it: it.line):
-        if it.trace is None:
-            rejected.append({"line": it.line, "raw": it.raw, "error": it.error,
-                             "verdict": {"accepted": False, "reasons": ["malformed_record"]}})
-            continue
-        row = it.trace.model_dump(exclude_none=True)
-        row["verdict"] = {"accepted": not it.reasons, "reasons": it.reasons}
-        (rejected if it.reasons else accepted).append(row)
-    write_jsonl(out_dir / "accepted.jsonl", accepted)
-    write_jsonl(out_dir / "rejected.jsonl", rejected)
-    return filter_report.write(out_dir, items, accepted, rejected, cfg, rates=rates,
-                               problem_info=problem_info, workers=workers or os.cpu_count() or 1,
-                               seconds=time.monotonic() - started, n_tokens=n_tokens)
+    deco = Decontaminator(eval_texts, cfg.decontaminate_ngram, cfg.decontaminate_same_numbers) if eval_texts else None
+    skipped: Counter = Counter()
+    dups: dict[str, str] = {}
+    contaminated: list[str] = []
+    with TraceIndex(out_dir) as index, Progress("judging", None, 30.0, "auto" if progress else "off",
+                                                unit=" traces") as bar:
+        problems = ProblemIndex(index.db, cfg.near_dup_threshold) if cfg.dedup else None
+        for k, (n, rec, verdict) in enumerate(judged(traces_path, cfg, workers, selection, skipped), 1):
+            if verdict is None:
+                index.add_malformed(n, rec.reason)
+                continue
+            index.add(n, rec, *verdict)
+            if index.first_time(rec.problem_id):  # problem-level checks, once per problem, in input order
+                if problems is not None and (kept := problems.add(rec.problem_id, rec.problem)) is not None:
+                    dups[rec.problem_id] = kept
+                if deco is not None and deco.contaminated(rec.problem):
+                    contaminated.append(rec.problem_id)
+            bar.update(k)
+        index.mark_problems(dups, contaminated)
+        index.select(cfg.pass_rate_band, cfg.max_per_problem)
+        outputs = write_outputs(traces_path, out_dir, index)
+        problem_info = {"duplicate_problems": dups, "contaminated_problems": sorted(contaminated),
+                        "eval_sets": eval_counts, "skipped": dict(skipped)}
+        return filter_report.write(out_dir, index, cfg, problem_info=problem_info, outputs=outputs,
+                                   workers=workers, seconds=time.monotonic() - started)
+
+
+def write_outputs(traces_path: Path, out_dir: Path, index: TraceIndex) -> dict:
+    """Pass 2: each indexed line of the traces with its verdict, streamed into accepted/rejected."""
+    from distill.records import JsonlWriter
+
+    verdicts = index.verdicts()
+    with JsonlWriter(out_dir / "accepted.jsonl") as acc, JsonlWriter(out_dir / "rejected.jsonl") as rej:
+        pending = next(verdicts, None)
+        for n, text, _complete in iter_lines(traces_path):
+            if pending is None:
+                break
+            if n != pending[0]:
+                continue  # a blank line or another run's trace
+            _, error, reasons = pending
+            if error is not None:
+                rej.write({"line": n, "raw": text, "error": error,
+                           "verdict": {"accepted": False, "reasons": reasons}})
+            else:
+                trace = Trace.model_validate(json.loads(text))  # as pass 1 read it
+                trace.verdict = Verdict(accepted=not reasons, reasons=reasons)
+                (rej if reasons else acc).write(trace.model_dump_json(exclude_none=True))
+            pending = next(verdicts, None)
+    return {name: {"sha256": w.sha256, "lines": w.count, "bytes": w.bytes}
+            for name, w in (("accepted.jsonl", acc), ("rejected.jsonl", rej))}
+
+
+def accepted_digest(out_dir: Path) -> str:
+    """The sha256 of `accepted.jsonl` as the filter wrote it (kept in report.json: no re-read)."""
+    from distill.records import fingerprint, read_json
+
+    report = Path(out_dir) / "report.json"
+    try:
+        return read_json(report)["outputs"]["accepted.jsonl"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return fingerprint(Path(out_dir) / "accepted.jsonl")

@@ -43,6 +43,9 @@ def script_words(text: str) -> Counter:
     """How many words of each script a text holds (each unspaced-script character is a word)."""
     counts: Counter = Counter()
     for word in _WORDISH.findall(text):
+        if word.isascii():  # ASCII letters are LATIN: the common case, without a name lookup per letter
+            counts["LATIN"] += 1
+            continue
         scripts = [script_of(c) for c in word]
         unspaced = sum(1 for s in scripts if s.startswith(_UNSPACED))
         if unspaced:

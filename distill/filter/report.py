@@ -1,6 +1,8 @@
-"""The filter's report: report.json (SPEC.md fields and more), report.md and PNG plots.
+"""The filter's report: report.json (SPEC.md fields and more), report.md and PNG plots, computed
+from the on-disk trace index by SQL (counts, quantiles, histogram bins), so a million traces cost
+no more memory than a thousand.
 
-    filter_report.write(out_dir, items, accepted, rejected, cfg, ...)  # called by filter.run
+    filter_report.write(out_dir, index, cfg, problem_info=..., outputs=..., workers=2, seconds=9.5)
 
 Plots use matplotlib's Agg backend (no display needed): `rejections_by_reason.png` and
 `lengths.png` (completion tokens of accepted vs rejected traces).
@@ -8,28 +10,62 @@ Plots use matplotlib's Agg backend (no display needed): `rejections_by_reason.pn
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 from distill.records import write_json, write_text
 
+ACCEPTED = "error IS NULL AND reasons = '' AND dup = 0 AND cont = 0 AND band = 0 AND over = 0"
+LISTED = 10_000  # problem ids listed in report.json at most (the counts are always whole)
 
-def _lengths(values: list[int]) -> dict:
-    if not values:
+
+def _quantiles(index, column: str, where: str, count: int, digits: int | None = None) -> dict:
+    """count/min/max/mean and p10/p50/p90 as `statistics.quantiles(n=10)` gives them, by reading only
+    the order statistics it needs."""
+    if not count:
         return {"count": 0}
-    q = statistics.quantiles(values, n=10) if len(values) > 1 else [values[0]] * 9
-    return {"count": len(values), "min": min(values), "max": max(values),
-            "mean": round(statistics.fmean(values), 1), "p10": q[0], "p50": q[4], "p90": q[8]}
+
+    def nth(k: int):
+        value = index.query(f"SELECT {column} FROM {where} ORDER BY {column} LIMIT 1 OFFSET ?", (k,))[0][0]
+        return round(value, digits) if digits is not None else value
+
+    lo, hi, mean = index.query(f"SELECT MIN({column}), MAX({column}), AVG({column}) FROM {where}")[0]
+    if count == 1:
+        q = [nth(0)] * 9
+    else:
+        m, q = count + 1, []
+        for i in (1, 5, 9):  # exclusive method, exact integer steps
+            j = min(max(i * m // 10, 1), count - 1)
+            delta = i * m - j * 10
+            q.append((nth(j - 1) * (10 - delta) + nth(j) * delta) / 10)
+        q = [q[0]] * 4 + [q[1]] * 4 + [q[2]]
+    if digits is not None:
+        lo, hi = round(lo, digits), round(hi, digits)
+    return {"count": count, "min": lo, "max": hi, "mean": round(mean, 1), "p10": q[0], "p50": q[4], "p90": q[8]}
 
 
-def _plots(out_dir: Path, by_reason: Counter, acc_len: list[int], rej_len: list[int]) -> list[str]:
+def _histogram(index, bins_max: int = 40) -> tuple[list[float], list[int], list[int]] | None:
+    """Equal-width bins over the tokens of all valid traces: (edges, accepted counts, rejected counts)."""
+    lo, hi, distinct = index.query("SELECT MIN(n_tokens), MAX(n_tokens) + 1, COUNT(DISTINCT n_tokens) "
+                                   "FROM traces WHERE error IS NULL")[0]
+    if lo is None:
+        return None
+    bins = min(bins_max, max(5, distinct))
+    width = (hi - lo) / bins
+    acc, rej = [0] * bins, [0] * bins
+    for k, accepted, n in index.query(
+            f"SELECT MIN(CAST((n_tokens - ?) / ? AS INTEGER), ?), {ACCEPTED}, COUNT(*) FROM traces "
+            "WHERE error IS NULL GROUP BY 1, 2", (lo, width, bins - 1)):
+        (acc if accepted else rej)[k] += n
+    return [lo + width * i for i in range(bins + 1)], acc, rej
+
+
+def _plots(out_dir: Path, by_reason: Counter, hist) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    files = []
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.35 * len(by_reason) + 1)))
     names = [r for r, _ in by_reason.most_common()][::-1]
     ax.barh(names, [by_reason[r] for r in names], color="#c0504d")
@@ -38,15 +74,12 @@ def _plots(out_dir: Path, by_reason: Counter, acc_len: list[int], rej_len: list[
     fig.tight_layout()
     fig.savefig(out_dir / "rejections_by_reason.png", dpi=100)
     plt.close(fig)
-    files.append("rejections_by_reason.png")
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    both = acc_len + rej_len
-    if both:
-        bins = min(40, max(5, len(set(both))))
-        rng = (min(both), max(both) + 1)
-        ax.hist(rej_len, bins=bins, range=rng, alpha=0.6, label=f"rejected ({len(rej_len)})", color="#c0504d")
-        ax.hist(acc_len, bins=bins, range=rng, alpha=0.6, label=f"accepted ({len(acc_len)})", color="#4f81bd")
+    if hist:
+        edges, acc, rej = hist
+        ax.stairs(rej, edges, fill=True, alpha=0.6, label=f"rejected ({sum(rej)})", color="#c0504d")
+        ax.stairs(acc, edges, fill=True, alpha=0.6, label=f"accepted ({sum(acc)})", color="#4f81bd")
         ax.legend()
     ax.set_xlabel("completion tokens")
     ax.set_ylabel("traces")
@@ -54,14 +87,13 @@ def _plots(out_dir: Path, by_reason: Counter, acc_len: list[int], rej_len: list[
     fig.tight_layout()
     fig.savefig(out_dir / "lengths.png", dpi=100)
     plt.close(fig)
-    files.append("lengths.png")
-    return files
+    return ["rejections_by_reason.png", "lengths.png"]
 
 
 def _markdown(rep: dict) -> str:
     lines = ["# Filter report", "",
              (f"{rep['accepted']} of {rep['input']} traces accepted ({rep['acceptance_rate']:.1%}); "
-             f"{rep['rejected']} rejected; {rep['problems_with_accepted']} problems keep at least one trace."), "",
+              f"{rep['rejected']} rejected; {rep['problems_with_accepted']} problems keep at least one trace."), "",
              "## Rejections by reason", "", "| reason | traces |", "| --- | ---: |"]
     lines += [f"| `{r}` | {n} |" for r, n in rep["by_reason"].items()]
     lines += ["", "![rejections](rejections_by_reason.png)", "", "## By domain", "",
@@ -80,64 +112,67 @@ def _markdown(rep: dict) -> str:
               "## Run", "",
               f"- {rep['run']['workers']} processes, {rep['run']['seconds']} s, {rep['run']['traces_per_s']} traces/s",
               (f"- slowest trace: {rep['run']['slowest_trace_s']} s (deadline per math trace "
-              f"{rep['run']['math_deadline_s']} s)")]
+               f"{rep['run']['math_deadline_s']} s)")]
+    if rep["skipped"]:
+        lines.append(f"- not inputs of this run (other settings, problems or samples): {rep['skipped']}")
     if rep.get("sandbox"):
         lines += ["", "## Code sandbox", ""] + [f"- {k}: {v}" for k, v in rep["sandbox"].items()]
     return "\n".join(lines) + "\n"
 
 
-def write(out_dir: Path, items: list, accepted: list[dict], rejected: list[dict], cfg, *, rates: dict,
-          problem_info: dict, workers: int, seconds: float, n_tokens) -> dict:
+def write(out_dir: Path, index, cfg, *, problem_info: dict, outputs: dict, workers: int, seconds: float) -> dict:
     """Build, write and return report.json; report.md and the plots beside it."""
     by_reason: Counter = Counter()
-    by_domain: dict[str, Counter] = defaultdict(Counter)
-    acc_len, rej_len = [], []
-    for it in items:
-        if it.trace is None:
-            by_reason["malformed_record"] += 1
-            continue
-        d = by_domain[it.trace.domain]
-        d["input"] += 1
-        d["rejected" if it.reasons else "accepted"] += 1
-        by_reason.update(it.reasons)
-        (rej_len if it.reasons else acc_len).append(n_tokens(it.trace))
-    total = len(items)
-    rate_values = list(rates.values())
-    valid = [it for it in items if it.trace is not None]
+    for _line, _error, reasons in index.verdicts():
+        by_reason.update(reasons)
+    total = index.query("SELECT COUNT(*) FROM traces")[0][0]
+    accepted, rejected = outputs["accepted.jsonl"]["lines"], outputs["rejected.jsonl"]["lines"]
+    by_domain = {d: {"input": n, "accepted": a, "rejected": n - a} for d, n, a in index.query(
+        f"SELECT domain, COUNT(*), SUM({ACCEPTED}) FROM traces WHERE error IS NULL GROUP BY domain ORDER BY domain")}
+    n_acc, n_rej = index.query(f"SELECT SUM({ACCEPTED}), SUM(NOT ({ACCEPTED})) FROM traces WHERE error IS NULL")[0]
+    n_problems = index.query("SELECT COUNT(*) FROM problems")[0][0]
+    dups, contaminated = problem_info["duplicate_problems"], problem_info["contaminated_problems"]
     rep = {
         "input": total,
-        "accepted": len(accepted),
-        "rejected": len(rejected),
-        "acceptance_rate": round(len(accepted) / total, 4) if total else 0.0,
+        "accepted": accepted,
+        "rejected": rejected,
+        "acceptance_rate": round(accepted / total, 4) if total else 0.0,
         "by_reason": dict(by_reason.most_common()),
-        "by_domain": {d: dict(c) for d, c in sorted(by_domain.items())},
-        "problems_with_accepted": len({r["problem_id"] for r in accepted}),
-        "lengths": {"accepted": _lengths(acc_len), "rejected": _lengths(rej_len)},
+        "by_domain": by_domain,
+        "problems_with_accepted": index.query(f"SELECT COUNT(DISTINCT pid) FROM traces WHERE {ACCEPTED}")[0][0],
+        "lengths": {"accepted": _quantiles(index, "n_tokens", f"traces WHERE {ACCEPTED}", n_acc or 0),
+                    "rejected": _quantiles(index, "n_tokens", f"traces WHERE error IS NULL AND NOT ({ACCEPTED})",
+                                           n_rej or 0)},
         "problems": {
-            "total": len(rates),
-            "duplicates": len(problem_info["duplicate_problems"]),
-            "duplicate_of": problem_info["duplicate_problems"],
-            "contaminated": len(problem_info["contaminated_problems"]),
-            "contaminated_ids": problem_info["contaminated_problems"],
+            "total": n_problems,
+            "duplicates": len(dups),
+            "duplicate_of": dict(list(dups.items())[:LISTED]),
+            "contaminated": len(contaminated),
+            "contaminated_ids": contaminated[:LISTED],
             "eval_sets": problem_info["eval_sets"],
-            "pass_rate": _lengths([round(r, 3) for r in rate_values]) if rate_values else {"count": 0},
+            "pass_rate": _quantiles(index, "rate", "problems", n_problems, digits=3),
             "pass_rate_band": cfg.pass_rate_band,
         },
+        "skipped": problem_info.get("skipped", {}),
+        "provenance": dict(index.query("SELECT COALESCE(settings, 'unrecorded'), COUNT(*) FROM traces "
+                                       "WHERE error IS NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 20")),
+        "outputs": outputs,
         "run": {
             "workers": workers,
             "seconds": round(seconds, 2),
             "traces_per_s": round(total / seconds, 1) if seconds else None,
-            "slowest_trace_s": round(max((it.seconds for it in valid), default=0.0), 3),
+            "slowest_trace_s": round(index.query("SELECT COALESCE(MAX(seconds), 0) FROM traces "
+                                                 "WHERE error IS NULL")[0][0], 3),
             "math_deadline_s": 3 * cfg.verify_timeout_s + 1,
         },
         "config": cfg.model_dump(),
     }
-    if any(it.trace.domain == "code" for it in valid):
+    if index.query("SELECT 1 FROM traces WHERE domain = 'code' LIMIT 1"):
         from distill.filter.sandbox import isolation
 
         rep["sandbox"] = isolation(cfg.code_sandbox)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rep["plots"] = _plots(out_dir, by_reason, acc_len, rej_len)
+    rep["plots"] = _plots(out_dir, by_reason, _histogram(index))
     write_json(out_dir / "report.json", rep)
     write_text(out_dir / "report.md", _markdown(rep))
     return rep

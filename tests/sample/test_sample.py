@@ -59,7 +59,11 @@ def test_samples_all_and_resumes_without_duplicates(tmp_path):
     assert _keys(out) == _expected(PROBLEMS[:5])
     rec = next(read_records(out, Trace))
     assert rec.completion.startswith("<think>\n") and "</think>" in rec.completion  # reasoning_content merged
-    assert rec.reasoning_content and rec.prompt_tokens == 20 and rec.completion_tokens == 30
+    assert rec.prompt_tokens == 20 and rec.completion_tokens == 30
+    # The reasoning is stored once, inside the completion, not again in `reasoning_content`.
+    first_line = out.read_text().splitlines()[0]
+    assert rec.reasoning_content is None and first_line.count("Working it out step by step") == 1
+    assert server.bodies[0]["stream"] is True  # streamed, as the idle timeout needs
 
 
 def test_every_fault_kind_ends_sampled_or_listed_failed(tmp_path):
@@ -91,7 +95,7 @@ def test_exhausted_samples_are_listed_and_a_rerun_retries_only_those(tmp_path):
     assert first["failures_by_kind"] == {"server_error": 3}
     with StandInR1(ANSWERS) as server:
         second = sample.run(_recipe(tmp_path, server.url), PROBLEMS[:3], out, show_progress=False)
-        assert sum(server.requests.values()) == 3  # only the three that failed were asked again
+        assert server.posts == 3  # only the three that failed were asked again
     assert second["retried_previous_failures"] == 3 and not second["failed"]
     assert _keys(out) == _expected(PROBLEMS[:3])
 
@@ -142,14 +146,15 @@ def test_several_base_urls_share_the_work_and_survive_a_dead_one(tmp_path):
     out = tmp_path / "traces.jsonl"
     with StandInR1(ANSWERS) as a, StandInR1(ANSWERS) as b:
         summary = sample.run(_recipe(tmp_path, [a.url, b.url]), PROBLEMS, out, show_progress=False)
-        assert a.requests["ok"] >= 8 and b.requests["ok"] >= 8  # round-robin over both servers
+        assert a.requests["ok"] >= 4 and b.requests["ok"] >= 4  # both servers share the work (least loaded first)
         assert summary["requests_by_url"] == {a.url: a.requests["ok"], b.url: b.requests["ok"]}
         dead = _dead_url()
         out2 = tmp_path / "t2.jsonl"
         summary = sample.run(_recipe(tmp_path, [dead, a.url, b.url], **{"sampling.max_retries": 6}), PROBLEMS,
                              out2, show_progress=False)
     assert _keys(out2) == _expected(PROBLEMS) and not summary["failed"]
-    assert summary["errors_by_kind"].get("connection", 0) >= 1
+    # The preflight found the dead URL unreachable and rested it: the live ones took its share.
+    assert summary["urls"][dead]["ok"] == 0 and summary["urls"][a.url]["ok"] + summary["urls"][b.url]["ok"] == 24
 
 
 def test_urls_from_one_env_var_name_several_servers(tmp_path, monkeypatch):
@@ -157,7 +162,7 @@ def test_urls_from_one_env_var_name_several_servers(tmp_path, monkeypatch):
         monkeypatch.setenv("DISTILL_TEACHER_URL", f"{a.url}, {b.url}/")  # what scripts/vllm_servers.sh prints
         summary = sample.run(_recipe(tmp_path, "${DISTILL_TEACHER_URL}"), PROBLEMS[:4], tmp_path / "t.jsonl",
                              show_progress=False)
-        assert a.requests["ok"] == b.requests["ok"] == 4 and summary["sampled"] == 8
+        assert a.posts and b.posts and a.posts + b.posts == 8 and summary["sampled"] == 8
     monkeypatch.delenv("DISTILL_TEACHER_URL")
     with pytest.raises(DistillError, match="set DISTILL_TEACHER_URL"):
         sample.run(_recipe(tmp_path, "${DISTILL_TEACHER_URL}"), PROBLEMS[:1], tmp_path / "t.jsonl")

@@ -111,8 +111,10 @@ def test_openthoughts_metadata_layout_from_a_folder(tmp_path):
     assert summary["sampled"] == 2 and summary["skipped_rows"] == 1  # the code row without tests
     math = next(r for r in recs.values() if r.domain == "math")
     code = next(r for r in recs.values() if r.domain == "code")
-    assert math.answer == "2" and math.reasoning_content == "Subtract one: x = 2."
-    assert math.completion == "<think>\nSubtract one: x = 2.\n</think>\n\n$x = \\boxed{2}$"
+    assert math.answer == "2" and math.completion == "<think>\nSubtract one: x = 2.\n</think>\n\n$x = \\boxed{2}$"
+    # The reasoning is stored once (in the completion), so it is also counted once against too_long.
+    assert math.reasoning_content is None
+    assert (tmp_path / "t" / "traces.jsonl").read_text().count("Subtract one: x = 2.") == 1
     assert code.tests and code.tests[0].input == "1 2\n" and code.tests[0].output == "3\n"
 
 

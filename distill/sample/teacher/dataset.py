@@ -78,6 +78,12 @@ def _tests(raw) -> list[CodeTest] | None:
         return None
 
 
+def _apart(answer: str | None, reasoning: str) -> str | None:
+    """The reasoning is stored once, inside the R1-form completion; only an answer that already
+    holds its own think block (so the reasoning could not go in) keeps it apart."""
+    return reasoning if reasoning and THINK_CLOSE in (answer or "") else None
+
+
 def map_row(row: dict, layout: str) -> Iterator[dict]:
     """One dataset row -> trace dicts (problem_id filled; sample_index assigned by the caller)."""
     if layout == "openr1":
@@ -112,13 +118,13 @@ def map_row(row: dict, layout: str) -> Iterator[dict]:
                    answer=_gold(row.get("ground_truth_solution")) if domain == "math" else "",
                    domain=domain, tests=[t.model_dump() for t in tests] if tests else None, teacher=R1,
                    completion=normalise_completion(row.get("deepseek_solution"), reasoning),
-                   reasoning_content=reasoning or None, source=row.get("source"))
+                   reasoning_content=_apart(row.get("deepseek_solution"), reasoning), source=row.get("source"))
     elif layout == "s1k":
         reasoning = row.get("deepseek_thinking_trajectory") or ""
         yield dict(problem_id=problem_id("s1k", row["question"]), problem=row["question"],
                    answer=_gold(row.get("solution")), teacher=R1,
                    completion=normalise_completion(row.get("deepseek_attempt"), reasoning),
-                   reasoning_content=reasoning or None, source=row.get("source_type"),
+                   reasoning_content=_apart(row.get("deepseek_attempt"), reasoning), source=row.get("source_type"),
                    dataset_grade=row.get("deepseek_grade"))
     else:
         raise DistillError(f"unknown dataset layout {layout!r}; choose from {LAYOUTS}")

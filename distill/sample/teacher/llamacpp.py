@@ -47,7 +47,9 @@ class LlamaCppServer:
     def __enter__(self) -> LlamaCppServer:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
                "--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port),
-               "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads)]
+               "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
+               # Streamed requests queue instead of cutting off the one being streamed.
+               "--interrupt_requests", "False"]
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path or os.devnull, "ab")

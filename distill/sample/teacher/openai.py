@@ -1,13 +1,17 @@
 """Any OpenAI-compatible chat endpoint: vLLM, SGLang, llama.cpp's server, DeepSeek's API.
 
-Several base URLs (data-parallel servers) are used round-robin; a URL that refuses connections
-rests for a few seconds while the others take its share. The API key is read from the
-environment variable the recipe names and is sent only in the Authorization header: it never
-appears in traces, logs, reports or error messages (a server that echoes it back is redacted).
+Responses are streamed (`sampling.stream`): a server that stops sending tokens for
+`sampling.idle_timeout_s` is abandoned (`idle_timeout`, retried elsewhere) and rested, instead of
+holding a worker until `timeout_s`. Each request goes to the least-loaded healthy URL (fewest
+requests in flight; ties in turn); a URL that refused a connection or hung rests for a while.
+Before sampling, `preflight` asks every URL's `/models` and stops at once, listing the served
+names, when the recipe's model is not among them. Per-URL figures go into the sampling summary.
 
-The transport is aiohttp: measured here with 1,000 requests in flight against an instant
-loopback server, httpx reached 57 requests/s (14 ms CPU each, its pool scans every connection)
-and aiohttp about 3,900 requests/s (0.2 ms CPU each); see bench/sampler.py.
+The API key is read from the environment variable the recipe names and is sent only in the
+Authorization header: it never appears in traces, logs, reports or error messages (a server that
+echoes it back is redacted). The transport is aiohttp: measured here with 1,000 requests in flight
+against an instant loopback server, httpx reached 57 requests/s (14 ms CPU each, its pool scans
+every connection) and aiohttp about 3,900 requests/s (0.2 ms CPU each); see bench/sampler.py.
 
     teacher = OpenAITeacher("deepseek-reasoner", ["https://api.deepseek.com/v1"], "DEEPSEEK_API_KEY")
 """
@@ -19,50 +23,20 @@ import json
 import os
 import time
 from collections import Counter
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass, field
 
 from distill.errors import DistillError
-from distill.r1 import normalise_completion
 from distill.sample.teacher.base import Generation, Teacher, TeacherError
+from distill.sample.teacher.wire import (
+    StreamAccumulator,
+    error_for_status,
+    parse_chat_response,
+    retry_after_s,
+)
+
+__all__ = ["OpenAITeacher", "expand_urls", "parse_chat_response", "retry_after_s"]
 
 URL_REST_S = 5.0  # how long a URL that refused a connection is skipped
-
-
-def retry_after_s(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110)."""
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_chat_response(data: object) -> Generation:
-    """An OpenAI chat.completion object -> Generation; a missing piece raises malformed_response."""
-    try:
-        choice = data["choices"][0]
-        message = choice["message"]
-        content = message.get("content")
-        reasoning = message.get("reasoning_content") or message.get("reasoning")
-        if content is None and not reasoning:
-            raise KeyError("content")
-        if not isinstance(content, (str, type(None))) or not isinstance(reasoning, (str, type(None))):
-            raise TypeError("content is not text")
-        usage = data.get("usage") or {}
-        return Generation(
-            text=normalise_completion(content, reasoning),
-            finish_reason=choice.get("finish_reason"),
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            reasoning_content=reasoning,
-        )
-    except (KeyError, IndexError, TypeError, AttributeError) as e:
-        raise TeacherError("malformed_response", f"{type(e).__name__} {e} in the response") from None
 
 
 def expand_urls(urls: list[str]) -> list[str]:
@@ -82,6 +56,26 @@ def expand_urls(urls: list[str]) -> list[str]:
     return [u.rstrip("/") for u in out]
 
 
+@dataclass
+class Endpoint:
+    """One base URL: its load now, when it may be used again, and what it did."""
+
+    url: str
+    in_flight: int = 0
+    rest_until: float = 0.0
+    requests: int = 0
+    ok: int = 0
+    completion_tokens: int = 0
+    busy_s: float = 0.0  # summed request time
+    errors: Counter = field(default_factory=Counter)
+    served: list[str] | None = None  # model ids its /models listed at preflight
+
+    def figures(self) -> dict:
+        return {"requests": self.requests, "ok": self.ok, "errors": dict(self.errors),
+                "completion_tokens": self.completion_tokens,
+                "mean_request_s": round(self.busy_s / self.requests, 3) if self.requests else None}
+
+
 class OpenAITeacher(Teacher):
     def __init__(self, model: str, base_urls: list[str], api_key_env: str | None = None):
         self.name = model
@@ -98,26 +92,41 @@ class OpenAITeacher(Teacher):
                 raise DistillError(f"set the environment variable {api_key_env} to the teacher's API key")
             self._secret = key
             self._headers["Authorization"] = f"Bearer {key}"
+        self.endpoints = [Endpoint(u) for u in self.base_urls]
         self._turn = 0
-        self._rest_until: dict[str, float] = {}
-        self.requests_by_url: Counter = Counter()
         self._session = None
         self._timeout_s = 600.0
+        self.stream = True
+        self.idle_timeout_s: float | None = None
 
     def __repr__(self) -> str:  # never the headers
         return f"OpenAITeacher(model={self.model!r}, base_urls={self.base_urls!r})"
 
+    @property
+    def requests_by_url(self) -> dict[str, int]:
+        return {ep.url: ep.requests for ep in self.endpoints if ep.requests}
+
+    def url_stats(self) -> dict:
+        return {ep.url: ep.figures() for ep in self.endpoints}
+
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
 
-    def _pick_url(self) -> str:
+    def configure(self, sampling) -> None:
+        self.stream = sampling.stream
+        self.idle_timeout_s = sampling.idle_timeout_s
+
+    def _pick(self) -> Endpoint:
+        """The least-loaded URL that is not resting; ties go round in turn. All resting: the one
+        whose rest ends first."""
         now = time.monotonic()
-        for _ in range(len(self.base_urls)):
-            url = self.base_urls[self._turn % len(self.base_urls)]
-            self._turn += 1
-            if self._rest_until.get(url, 0.0) <= now:
-                return url
-        return self.base_urls[self._turn % len(self.base_urls)]  # all resting: try anyway
+        n = len(self.endpoints)
+        order = [self.endpoints[(self._turn + k) % n] for k in range(n)]
+        self._turn += 1
+        healthy = [ep for ep in order if ep.rest_until <= now]
+        if not healthy:
+            return min(order, key=lambda ep: ep.rest_until)
+        return min(healthy, key=lambda ep: ep.in_flight)  # min keeps the first of equals: the turn
 
     async def open(self, max_concurrent: int, timeout_s: float) -> None:
         import aiohttp
@@ -125,43 +134,100 @@ class OpenAITeacher(Teacher):
         self._timeout_s = timeout_s
         # limit_per_host=0: several servers may share a host (one per GPU on different ports).
         connector = aiohttp.TCPConnector(limit=max_concurrent, limit_per_host=0, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(10.0, timeout_s)))
+        self._session = aiohttp.ClientSession(connector=connector)
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def generate(self, messages: list[dict], params: dict) -> Generation:
+    async def preflight(self) -> None:
+        """Ask each URL which models it serves; stop at once if one does not serve ours. A URL that
+        cannot be reached now rests (it may still be starting); one without a model list is not judged."""
         import aiohttp
 
         if self._session is None:
+            await self.open(len(self.endpoints), self._timeout_s)
+
+        async def ask(ep: Endpoint) -> None:
+            try:
+                async with self._session.get(ep.url + "/models", headers=self._headers,
+                                             timeout=aiohttp.ClientTimeout(total=15)) as resp:
+                    status, raw = resp.status, await resp.read()
+            except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
+                ep.rest_until = time.monotonic() + URL_REST_S
+                return
+            if status in (401, 403):
+                raise DistillError(f"{ep.url} refused the API key in ${self.api_key_env or '(no api_key_env set)'} "
+                                   f"({status}); set the right key and rerun")
+            try:
+                ep.served = [str(m["id"]) for m in json.loads(raw)["data"]] if status == 200 else None
+            except (ValueError, KeyError, TypeError):
+                ep.served = None
+
+        await asyncio.gather(*(ask(ep) for ep in self.endpoints))
+        missing = [ep for ep in self.endpoints if ep.served is not None and self.model not in ep.served]
+        if missing:
+            lines = "; ".join(f"{ep.url} serves {', '.join(ep.served) or 'no model'}" for ep in missing)
+            raise DistillError(f"the teacher model `{self.model}` is not served: {lines}. Set `teacher.model` to "
+                               "a served name, or point `teacher.base_urls` at servers that serve it")
+
+    async def generate(self, messages: list[dict], params: dict) -> Generation:
+        if self._session is None:
             await self.open(1, self._timeout_s)
-        base = self._pick_url()
-        url = base + "/chat/completions"
-        self.requests_by_url[base] += 1
-        body = json.dumps({"model": self.model, "messages": messages, **params}).encode()
+        ep = self._pick()
+        ep.in_flight += 1
+        ep.requests += 1
+        started = time.monotonic()
         try:
-            async with self._session.post(url, data=body, headers=self._headers) as resp:
-                status = resp.status
-                retry_after = retry_after_s(resp.headers.get("Retry-After"))
-                raw = await resp.read()
+            gen = await self._post(ep, messages, params)
+        except TeacherError as e:
+            ep.errors[e.kind] += 1
+            if e.kind == "connection":
+                ep.rest_until = time.monotonic() + URL_REST_S
+            elif e.kind == "idle_timeout":  # a hung server: let the others take its share for a while
+                ep.rest_until = time.monotonic() + max(URL_REST_S, self.idle_timeout_s or 0)
+            raise
+        finally:
+            ep.in_flight -= 1
+            ep.busy_s += time.monotonic() - started
+        ep.ok += 1
+        ep.completion_tokens += gen.completion_tokens or 0
+        return gen
+
+    async def _post(self, ep: Endpoint, messages: list[dict], params: dict) -> Generation:
+        import aiohttp
+
+        url = ep.url + "/chat/completions"
+        body = {"model": self.model, "messages": messages, **params}
+        if self.stream:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+        # sock_read bounds the wait for each piece of the answer: for a stream, the gap between tokens.
+        timeout = aiohttp.ClientTimeout(total=self._timeout_s, sock_connect=min(10.0, self._timeout_s),
+                                        sock_read=self.idle_timeout_s if self.stream else None)
+        try:
+            async with self._session.post(url, data=json.dumps(body).encode(), headers=self._headers,
+                                          timeout=timeout) as resp:
+                if resp.status != 200:
+                    text = self._redact((await resp.read())[:300].decode("utf-8", "replace"))
+                    raise error_for_status(resp.status, text, retry_after_s(resp.headers.get("Retry-After")), url,
+                                           self.model, self.api_key_env)
+                if self.stream and resp.content_type == "text/event-stream":
+                    acc = StreamAccumulator()
+                    async for line in resp.content:
+                        acc.feed(line)
+                        if acc.done:
+                            break
+                    return acc.generation(url)
+                raw = await resp.read()  # a server that ignored `stream` answers whole
+        except aiohttp.SocketTimeoutError:
+            raise TeacherError("idle_timeout", f"no token for {self.idle_timeout_s:g}s from {url}") from None
+        except aiohttp.ConnectionTimeoutError:
+            raise TeacherError("connection", f"no connection within {min(10.0, self._timeout_s):g}s to {url}") from None
         except asyncio.TimeoutError:
             raise TeacherError("timeout", f"no answer within {self._timeout_s:g}s from {url}") from None
-        except (aiohttp.ClientError, OSError) as e:
-            self._rest_until[base] = time.monotonic() + URL_REST_S
+        except (aiohttp.ClientError, OSError, ValueError) as e:  # ValueError: a line over aiohttp's limit
             raise TeacherError("connection", f"{type(e).__name__} from {url}") from None
-        if status == 429:
-            raise TeacherError("rate_limited", f"429 from {url}", retry_after)
-        if status >= 500:
-            raise TeacherError("server_error", f"{status} from {url}", retry_after)
-        if status in (401, 403):
-            raise TeacherError("auth", f"{status} from {url}: the endpoint refused the key in "
-                                       f"${self.api_key_env or '(no api_key_env set)'}")
-        if status >= 400:
-            text = self._redact(raw[:300].decode("utf-8", "replace"))
-            raise TeacherError("client_error", f"{status} from {url}: {text}")
         try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
