@@ -109,8 +109,8 @@ def _init_worker(cfg_json: str) -> None:
 
 def _judge_line(line: str) -> tuple[list[str], float, int, int]:
     # Workers get the raw JSON line and the config once at start: pickling a str is far cheaper
-    # for the parent than pickling a pydantic model per trace (the parent's own parse, for the
-    # deadline and the selection, costs about 20 us for a 20 kB trace; judging it, milliseconds).
+    # for the parent than pickling a pydantic model per trace (the parent parses each line too, for
+    # its deadline and the selection, but judging a trace costs far more than parsing it).
     return _judge_timed(parse_record(line, Trace), _WORKER_CFG)
 
 
