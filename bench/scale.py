@@ -8,14 +8,14 @@ then each step runs in its own process while this one samples the memory of that
 
   filter   distill.filter.judging.run, all cores (the factory's own path, its defaults plus
            max_per_problem=2 and the bundled eval set for decontamination)
-  prepare  the train stage's own preparation of its accepted traces (training messages, the
-           student's chat template and tokenizer), as `distill.train.sft` does it before training
+  prepare  the train stage's own preparation of its accepted traces (distill.train.data.prepare:
+           training messages, the student's chat template and tokenizer, `datasets.map` on all
+           cores into an on-disk cache), as `distill train` does it before training
 
 Per step it prints: peak RSS of the largest process (the kernel's maxrss), peak PSS of the whole
 process tree (shared pages counted once, sampled every 0.25 s), wall time, traces/s, MB/s of input
 and the disk it used. A step whose tree passes `--cap-gib`, or a preparation that runs past
-`--cap-min`, is stopped and reported with the figures it reached (the preparation on main holds
-every trace in memory and tokenizes on one core: at 200k traces it would run for hours).
+`--cap-min`, is stopped and reported with the figures it reached.
 
     .venv/bin/python bench/scale.py                          # 20k and 200k: long (tens of minutes on 2 cores)
     .venv/bin/python bench/scale.py --counts 2000 20000 --steps filter
@@ -123,20 +123,20 @@ def step_filter(traces: Path, out: Path) -> dict:
 
 
 def step_prepare(accepted: Path, out: Path) -> dict:
-    """What `distill.train.sft` does with the accepted traces before the trainer starts."""
+    """The train stage's own preparation (distill.train.data.prepare): the accepted traces as
+    conversations, tokenized with the student's chat template into an on-disk `datasets` cache."""
+    import datasets
+
     from distill.recipe import load_recipe
-    from distill.records import BadLine, Trace, read_records
     from distill.train import sft
+    from distill.train.data import prepare
 
-    recipe = load_recipe(ROOT / "recipes" / "smol.yaml", ["train.max_length=32768"])
-    tok = sft.load_tokenizer(recipe)
-    traces = [r for r in read_records(accepted, Trace) if not isinstance(r, BadLine)]
-    conversations = [sft.training_messages(t) for t in traces]
-    lengths = sft.length_report(tok, conversations, recipe.train.max_length)
-    from datasets import Dataset
-
-    Dataset.from_list([{"messages": c} for c in conversations])
-    return {"traces": lengths["examples"], "tokens": lengths["tokens"]}
+    datasets.disable_progress_bars()  # one line per step in the bench's output
+    cores = str(os.cpu_count() or 1)
+    recipe = load_recipe(ROOT / "recipes" / "smol.yaml", ["train.max_length=32768", f"train.dataset_num_proc={cores}"])
+    data = prepare(recipe, sft.load_tokenizer(recipe), accepted, out)
+    return {"traces": data.stats["examples"] + data.stats.get("eval_examples", 0), "tokens": data.stats["tokens"],
+            "dropped_over_max_length": data.stats["dropped_over_max_length"]}
 
 
 def _tree(pid: int) -> list[int]:
