@@ -51,7 +51,7 @@ cmake -S "$SRC" -B "$BUILD" -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLA
 cmake --build "$BUILD" --parallel "$(nproc)" --target "${TOOLS[@]}" >/dev/null
 
 # 3. Into the cache: binaries beside every shared library of this build (run with LD_LIBRARY_PATH
-#    set to bin/, which distill.llamacpp_tools does), then the wheel last: it marks a whole build.
+#    set to bin/, which distill.llamacpp does), then the wheel last: it marks a whole build.
 rm -rf "$CACHE/bin.tmp" && mkdir -p "$CACHE/bin.tmp"
 for t in "${TOOLS[@]}"; do cp "$(find "$BUILD" -type f -name "$t" -perm -u+x | head -n 1)" "$CACHE/bin.tmp/"; done
 find "$BUILD" -name '*.so*' \( -type f -o -type l \) -exec cp -P {} "$CACHE/bin.tmp/" \;
