@@ -183,12 +183,18 @@ def eval_cmd(model: str = typer.Argument(..., help="HF folder, .gguf file, embed
              think_budget: list[int] | None = typer.Option(
                  None, "--think-budget", help="Accuracy at this thinking budget, by budget forcing (repeatable)."),
              answer_tokens: int = typer.Option(256, help="Answer tokens after a forced </think>."),
+             served: bool = typer.Option(False, "--served", help="Start a server for MODEL (vLLM on GPU, llama.cpp's "
+                                                                  "server on CPU and for GGUF) and evaluate through it."),
+             engine: str = typer.Option("auto", help="With --served: auto, vllm or llamacpp."),
+             n_ctx: int | None = typer.Option(None, "--n-ctx", help="Tokens per sequence (vLLM --max-model-len)."),
+             stop: str | None = typer.Option(None, help="Also stop at this token (the chat template's turn end)."),
              served_model: str = typer.Option("default", help="Endpoint: the served model name."),
              api_key_env: str | None = typer.Option(None, help="Endpoint: env var holding the API key."),
-             tokenizer: str | None = typer.Option(None, help="Endpoint: HF folder whose chat template "
-                                                               "budget forcing renders."),
+             tokenizer: str | None = typer.Option(None, help="Endpoint: HF folder (or .gguf) whose chat template "
+                                                               "renders the prompts (needed for budget forcing)."),
              out: Path | None = typer.Option(None, help="Per-sample results JSONL (summary beside it).")) -> None:
-    """pass@1 (and pass@k, and the thinking-budget curve) of a model, with the filter's verifier."""
+    """pass@1 ± standard error (and pass@k, truncation, thinking tokens, the thinking-budget curve) of a
+    model, with the filter's verifier."""
     from pydantic import ValidationError
     from rich.table import Table
 
@@ -200,7 +206,8 @@ def eval_cmd(model: str = typer.Argument(..., help="HF folder, .gguf file, embed
     try:
         cfg = EvalCfg(problems=str(problems or benchmark), split=split, limit=limit, n=n, pass_k=pass_k or [],
                       temperature=temperature, top_p=top_p, max_tokens=max_tokens, batch_size=batch_size,
-                      seed=seed, think_budgets=think_budget or [], answer_tokens=answer_tokens)
+                      seed=seed, think_budgets=think_budget or [], answer_tokens=answer_tokens, served=served,
+                      engine=engine, n_ctx=n_ctx)
     except ValidationError as e:
         raise DistillError("; ".join((f"--{'-'.join(str(p) for p in x['loc']).replace('_', '-')}: " if x["loc"] else "")
                                      + x["msg"].removeprefix("Value error, ") for x in e.errors())) from None
@@ -218,25 +225,27 @@ def eval_cmd(model: str = typer.Argument(..., help="HF folder, .gguf file, embed
         if model.startswith(("http://", "https://")) else {}
     from rich.progress import Progress
 
-    from distill.evaluate.backends import open_backend
+    from distill.evaluate.registry import open_backend
 
-    with Progress() as progress, open_backend(model, cfg, None, progress, **endpoint) as backend:
+    with Progress() as progress, open_backend(model, cfg, None, progress, stop_token=stop, **endpoint) as backend:
         res = evaluate.run(backend, chosen, cfg, out, label=model)
         curve = evaluate.budget_curve(backend, chosen, cfg, cfg.think_budgets, out.with_suffix("") if out else None,
                                       label=model) if cfg.think_budgets else None
     table = Table(title=f"{model} on {problems or benchmark}")
-    cols = [k for k in res if k.startswith("pass@")] + ["closed_think_rate", "mean_completion_tokens", "tokens_per_s"]
-    for c in ["problems", "n", *cols]:
+    ks = [k for k in res if k.startswith("pass@") and not k.endswith("_se")]
+    cols = ["truncation_rate", "closed_think_rate", "mean_completion_tokens", "mean_thinking_tokens", "tokens_per_s"]
+    for c in ["problems", "n", *ks, *cols]:
         table.add_column(c.replace("_", " "), justify="right")
-    table.add_row(str(res["problems"]), str(res["n"]), *[f"{res[c]:.1%}" if c.startswith("pass@") or c.endswith("rate")
-                                                           else str(res[c]) for c in cols])
+    table.add_row(str(res["problems"]), str(res["n"]), *[f"{res[k]:.1%} ± {res[k + '_se']:.1%}" for k in ks],
+                  *[f"{res[c]:.1%}" if c.endswith("rate") else str(res[c]) for c in cols])
     Console().print(table)
     if curve:
         t = Table(title="accuracy vs thinking budget (budget forcing)")
         for c in ("budget", "pass@1", "mean thinking tokens", "forced"):
             t.add_column(c, justify="right")
         for p in curve["points"]:
-            t.add_row(str(p["budget"]), f"{p['pass@1']:.1%}", str(p["mean_thinking_tokens"]), f"{p['forced_rate']:.0%}")
+            t.add_row(str(p["budget"]), f"{p['pass@1']:.1%} ± {p['pass@1_se']:.1%}", str(p["mean_thinking_tokens"]),
+                      f"{p['forced_rate']:.0%}")
         Console().print(t)
 
 
@@ -262,28 +271,39 @@ def export_cmd(target: Path = typer.Argument(..., help="A recipe YAML, a trained
                name: str | None = typer.Option(None, help="Export name (folder export/<name>)."),
                quant: list[str] | None = typer.Option(None, help="Quants besides F16 (repeatable)."),
                license: str = typer.Option("apache-2.0", help="general.license and the card's license."),
-               base_model: str | None = typer.Option(None, help="general.base_models (default: the folder).")
+               base_model: str | None = typer.Option(None, help="general.base_models (default: the folder)."),
+               eval_limit: int = typer.Option(20, help="Folder: bundled eval problems for held-out text and pass@1."),
+               force: bool = typer.Option(False, "--force", help="Keep an export that fails its checks "
+                                                                 "(tokenizer, F16 logits, KL divergence limits).")
                ) -> None:
-    """GGUF F16 + quant ladder into export/<name>/, each file proven (tokenization, logits, perplexity,
-    size, tokens/s) in manifest.json and the model card, with an Ollama Modelfile."""
+    """GGUF F16 + quant ladder into export/<name>/, each file proven (tokenization, F16 logits, KL divergence
+    and top-1 agreement to F16, pass@1) in manifest.json and the model card, with an Ollama Modelfile."""
     from distill.export import gguf as export
-    from distill.recipe import ExportCfg
+    from distill.recipe import EvalCfg, ExportCfg
 
     if target.suffix in (".yaml", ".yml"):
         from distill import pipeline
 
-        r = _recipe(target, [f"export.quants={list(quant)}"] if quant else None)
-        pipeline.run(r, from_stage="export")
+        sets = ([f"export.quants={list(quant)}"] if quant else []) + (["export.force=true"] if force else [])
+        pipeline.run(_recipe(target, sets), from_stage="export")
         return
     if not target.is_dir():
         raise DistillError(f"{target} is neither a recipe (.yaml) nor a model folder")
-    quants = ExportCfg(quants=list(quant)).quants if quant else ExportCfg().quants
+    from distill.problems.bundled import generate_bundled, select
+
+    cfg = ExportCfg(quants=list(quant), license=license) if quant else ExportCfg(license=license)
     name = name or target.name
-    manifest = export.run(target, Path("export") / name, name, quants, base_model=base_model or str(target),
-                          recipe_name="(none)", recipe_sha256="0" * 64, license=license)
+    # Without a run folder the held-out text is the student's own answers to the bundled eval problems.
+    bundled = generate_bundled()
+    eval_cfg = EvalCfg(problems="bundled", max_tokens=512, batch_size=8)
+    manifest = export.run(target, Path("export") / name, name, cfg, base_model=base_model or str(target),
+                          recipe_name="(none)", recipe_sha256="0" * 64, heldout_problems=select(bundled, "eval", 40),
+                          calibration_problems=select(bundled, "train", 64),
+                          eval_problems=select(bundled, "eval", eval_limit) if eval_limit else None,
+                          eval_cfg=eval_cfg, force=force)
     for f in manifest["files"]:
-        typer.echo(f"{f['file']}: {f['bytes'] / 2**20:.1f} MiB, {f['bits_per_weight']} bpw, perplexity "
-                   f"{f.get('perplexity')} ({f.get('perplexity_ratio_to_f16')}x F16), {f['tokens_per_s']} tok/s, "
+        typer.echo(f"{f['file']}: {f['bytes'] / 2**20:.1f} MiB, {f['bits_per_weight']} bpw, KL divergence to F16 "
+                   f"{f['kld']:.4f}, same top-1 {f['top1_agreement']:.1%}, {f['tokens_per_s']} tok/s, "
                    f"{len(f.get('fallback_tensors', []))} fallback tensors")
     typer.echo(f"wrote export/{name}/ (manifest.json, Modelfile, README.md)")
 

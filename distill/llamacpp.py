@@ -104,7 +104,10 @@ class LlamaServer:
     once per slot). `url` is the OpenAI-compatible `/v1` base; `alias` the model name it serves.
 
     `extra_args` go to the server as they are (e.g. ["--reasoning-format", "deepseek"]);
-    `gpu_layers` offloads layers where llama.cpp was built with CUDA; `port` is a free one unless given."""
+    `gpu_layers` offloads layers where llama.cpp was built with CUDA; `port` is a free one unless given.
+    A subclass serving another program overrides `command()` and `program` (distill.evaluate.served.VLLMServer)."""
+
+    program = "llama-server"
 
     def __init__(self, gguf: str | Path, alias: str | None = None, parallel: int = 1, ctx: int = 4096,
                  threads: int | None = None, log_path: Path | None = None, start_timeout_s: float = 300,
@@ -144,7 +147,7 @@ class LlamaServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-1500:] if self.log_path else ""
-                raise DistillError(f"llama-server exited with code {self.proc.returncode} while loading "
+                raise DistillError(f"{self.program} exited with code {self.proc.returncode} while loading "
                                    f"{self.gguf.name}:\n{tail}")
             try:  # 503 while the model loads, 200 once it serves
                 if httpx.get(self.base + "/health", timeout=2).status_code == 200:
@@ -153,7 +156,7 @@ class LlamaServer:
                 pass
             time.sleep(0.2)
         self.__exit__()
-        raise DistillError(f"llama-server did not become healthy within {self.start_timeout_s:.0f}s "
+        raise DistillError(f"{self.program} did not become healthy within {self.start_timeout_s:.0f}s "
                            f"(log: {self.log_path})")
 
     def __exit__(self, *exc) -> None:

@@ -186,10 +186,11 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     template = chat_template(_style(recipe), recipe.student.prefill_think) if STAGES.index("eval") <= last else None
 
     def do_eval():
-        from distill.evaluate.backends import open_backend
+        from distill.evaluate.registry import open_backend
         from distill.problems.benchmarks import load_benchmark
 
         e = recipe.eval
+        stop = _stop(recipe)  # the template's turn end: a base model's EOS may be another token
         # The bundled eval split first, then each public benchmark (`eval.limit` caps each of them).
         suites = [("", load_eval_problems(e.problems, e.split, e.limit))]
         suites += [(f"@{b.split('@', 1)[0]}", load_benchmark(b, e.limit)) for b in e.benchmarks]
@@ -203,13 +204,13 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
             else:
                 base_todo.append((tag, probs, base_key))
         if base_todo:
-            with open_backend(recipe.student.model, e, template) as backend:
+            with open_backend(recipe.student.model, e, template, stop_token=stop) as backend:
                 for tag, probs, base_key in base_todo:
                     out = r.path(f"eval/base{tag}.jsonl")
                     results["base" + tag] = evaluate.run(backend, probs, e, out, label="base" + tag)
                     write_json(out.with_suffix(".summary.json"), {**results["base" + tag], "key": base_key})
         budgets_path = r.path("eval/budgets.json")
-        with open_backend(str(student_dir), e) as backend:
+        with open_backend(str(student_dir), e, stop_token=stop) as backend:
             for tag, probs in suites:
                 results["student" + tag] = evaluate.run(backend, probs, e, r.path(f"eval/student{tag}.jsonl"),
                                                         label="student" + tag)
@@ -227,23 +228,37 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
 
     def do_export():
         from distill.assets import is_embedded
+        from distill.export import heldout
+        from distill.problems.benchmarks import load_benchmark
 
         base = recipe.student.model.removeprefix("embedded:") if is_embedded(recipe.student.model) else recipe.student.model
-        x = recipe.export
-        limit = min(x.eval_limit, recipe.eval.limit or x.eval_limit)  # the eval stage's problems, capped
-        eval_problems = load_eval_problems(recipe.eval.problems, recipe.eval.split, limit) if limit else None
-        manifest = export.run(student_dir, export_dir, recipe.export_name, x.quants,
-                              base_model=base, recipe_name=recipe.name, recipe_sha256=recipe.sha256(),
+        x, e = recipe.export, recipe.eval
+        eval_split = load_eval_problems(e.problems, e.split, e.limit)
+        if not x.eval_limit:
+            eval_problems = None  # KL divergence only
+        elif x.eval_benchmark:
+            eval_problems = load_benchmark(x.eval_benchmark, x.eval_limit)
+        else:
+            eval_problems = eval_split[: x.eval_limit]
+        # Held out from training: the student's eval-split completions for KL divergence, rejected teacher
+        # traces for the importance matrix (enough text for its chunks, at ~8 characters a token).
+        window = x.kld_ctx or min(recipe.train.max_length, 4096)
+        rejected = heldout.rejected_pairs(filter_dir / "rejected.jsonl", max_chars=8 * window * x.imatrix_chunks)
+        manifest = export.run(student_dir, export_dir, recipe.export_name, x, base_model=base, recipe_name=recipe.name,
+                              recipe_sha256=recipe.sha256(), stop_token=_stop(recipe),
                               datasets=[*_problem_datasets(recipe), f"traces from {recipe.teacher.model}"],
-                              license=x.license,
-                              stop_token=_stop(recipe), traces=filter_dir / "accepted.jsonl",
-                              n_traces=x.perplexity_traces, eval_problems=eval_problems, eval_cfg=recipe.eval)
+                              heldout=heldout.eval_pairs(r.path("eval/student.jsonl"), eval_split),
+                              heldout_problems=eval_split, calibration=rejected,
+                              calibration_problems=load_problems(problems_path)[:64] if problems_path.exists() else None,
+                              eval_problems=eval_problems, eval_cfg=e, max_length=recipe.train.max_length,
+                              force=x.force)
         for f in manifest["files"]:
-            console.print(f"{f['file']}: {f['bytes'] / 2**20:.1f} MiB, perplexity x{f.get('perplexity_ratio_to_f16')} "
-                          f"of F16, pass@1 {f.get('pass@1')}, {f['tokens_per_s']} tok/s")
+            console.print(f"{f['file']}: {f['bytes'] / 2**20:.1f} MiB, KL divergence to F16 {f['kld']:.4f}, "
+                          f"same top-1 {f['top1_agreement']:.1%}, pass@1 {f.get('pass@1')}, {f['tokens_per_s']} tok/s")
         return {"files": [f["file"] for f in manifest["files"]]}
 
-    stage("export", key_of(recipe.resolved()["export"], keys["train"], recipe.sha256()), do_export)
+    stage("export", key_of(recipe.resolved()["export"], keys["train"], recipe.sha256(),
+                           file_sha(r.path("eval/student.jsonl")), file_sha(filter_dir / "rejected.jsonl")), do_export)
 
     ledger = Run(recipe).ledger
     report_path = report.build(r.dir, export_dir)

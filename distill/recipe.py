@@ -332,8 +332,18 @@ class EvalCfg(Section):
     # cut at each budget (budget forcing: "\n</think>\n\n" is appended, then it answers).
     think_budgets: list[int] = []
     answer_tokens: int = Field(256, ge=1)  # tokens for the answer after a forced </think>
-    n_ctx: int | None = Field(None, ge=256)  # GGUF: llama.cpp context (None: room for prompt + tokens)
+    # Tokens per sequence (prompt + completion): llama.cpp's context per slot, vLLM's --max-model-len.
+    # None: room for a prompt and the longest generation.
+    n_ctx: int | None = Field(None, ge=256)
     timeout_s: float = Field(600, gt=0)  # endpoint: per request
+    # Served evaluation: start an OpenAI-compatible server for the model under test and evaluate
+    # through it with `batch_size` requests in flight. engine `auto`: vLLM where it is installed and a
+    # GPU is visible, else llama.cpp's server (GGUF files always; an HF folder is converted to F16 once).
+    served: bool = False
+    engine: Literal["auto", "vllm", "llamacpp"] = "auto"
+    data_parallel: int | None = Field(None, ge=1)  # vLLM engine replicas (None: one per visible GPU)
+    vllm_args: list[str] = []  # more `vllm serve` flags as they are, e.g. [--tensor-parallel-size, "2"]
+    gpu_layers: int | Literal["auto"] | None = "auto"  # llama.cpp: layers on the GPU (auto: all, if built with CUDA)
 
     @field_validator("think_budgets", "pass_k")
     @classmethod
@@ -365,10 +375,29 @@ class ExportCfg(Section):
     name: str | None = None  # export/<name>/ (default: the recipe name)
     license: str = "apache-2.0"  # general.license in every GGUF and the model card's front matter
     hub_repo: str | None = None  # ORG/REPO for `distill publish` (nothing is uploaded by `run`)
-    # Proof per file: perplexity on this many held-out accepted traces (the last ones), pass@1 on
-    # the first eval_limit eval problems with the eval section's settings (0: skip pass@1).
-    perplexity_traces: int = Field(16, ge=1)
+    # Quant quality, always measured: KL divergence and top-1 agreement of each quant against F16
+    # (llama-perplexity --kl-divergence) on held-out conversations, the eval split's problems with the
+    # student's completions (never training traces), in chunks of kld_ctx tokens (None: the student's
+    # train.max_length, at most 4096), at most kld_chunks chunks; each chunk scores its second half.
+    kld_ctx: int | None = Field(None, ge=64)
+    kld_chunks: int = Field(32, ge=1)
+    # Largest mean KL divergence to F16 a quant may have, e.g. {Q8_0: 0.01, Q4_K_M: 0.1}; above it the
+    # export fails (`distill export --force` keeps it). A quant not listed is measured, not judged.
+    max_kld: dict[str, float] = {}
+    # The F16 file against the HF model on the same conversations: tokenization must be identical,
+    # top-1 agreement at least f16_min_top1 and mean KL divergence at most f16_max_kld, or it fails.
+    f16_min_top1: float = Field(0.95, ge=0, le=1)
+    f16_max_kld: float = Field(0.01, gt=0)
+    # Importance matrix (llama-imatrix) from held-out teacher traces, used for the K and IQ quants;
+    # the manifest also gives Q4_K_M's KL divergence without it.
+    imatrix: bool = True
+    imatrix_chunks: int = Field(64, ge=1)
+    # pass@1 per file through llama.cpp's server (parallel slots): on the first eval_limit problems of
+    # the eval split, or of eval_benchmark (e.g. math500) where set; 0 skips it (KLD still runs).
     eval_limit: int = Field(20, ge=0)
+    eval_benchmark: str | None = None
+    gpu_layers: int | Literal["auto"] | None = "auto"  # llama.cpp tools: layers on the GPU (auto: all, with CUDA)
+    force: bool = False  # keep an export that fails its checks (`distill export --force`; the manifest says so)
 
     @field_validator("quants")
     @classmethod
@@ -378,6 +407,25 @@ class ExportCfg(Section):
         bad = [q for q in v if q not in QUANT_TYPES]
         if bad:
             raise ValueError(f"unknown quant(s) {bad}; choose from {sorted(QUANT_TYPES)}")
+        return v
+
+    @field_validator("max_kld")
+    @classmethod
+    def _kld_quants(cls, v: dict[str, float]) -> dict[str, float]:
+        from distill.llamacpp import QUANT_TYPES
+
+        bad = [q for q in v if q not in QUANT_TYPES or q == "F16"]
+        if bad or any(x <= 0 for x in v.values()):
+            raise ValueError(f"keys are quants (not F16) and values > 0; got {v}")
+        return v
+
+    @field_validator("eval_benchmark")
+    @classmethod
+    def _known_benchmark(cls, v: str | None) -> str | None:
+        from distill.problems.benchmarks import BENCHMARKS
+
+        if v is not None and v.split("@", 1)[0] not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {v!r}; choose from {sorted(BENCHMARKS)}")
         return v
 
 

@@ -2,7 +2,7 @@
 PNG figures in `data/runs/<recipe>/figures/`, built from what the stages left in the run folder.
 
 Figures: funnel.png (problems -> traces -> accepted, rejections by reason), lengths.png (trace
-lengths), loss.png, accuracy.png (base, student, each quant), budget.png (accuracy vs thinking
+lengths), loss.png, accuracy.png (base, student, each quant; pass@1 ± one standard error), budget.png (accuracy vs thinking
 budget), time.png (seconds and cost per stage). A figure whose data is missing is left out.
 
     path = build(Path("data/runs/smol"), Path("export/smol"))
@@ -79,15 +79,19 @@ def plot_loss(d: RunData):
 
 
 def plot_accuracy(rows: list[dict]):
+    """pass@1 per evaluated model with ± one standard error (none drawn where a run saved none)."""
     rows = [r for r in rows if r.get("pass@1") is not None]
     if not rows:
         return None
     fig, ax = _figure(max(5.0, 1.1 * len(rows) + 2), 3.6)
     colors = [GREY if r["stage"] == "base" else ORANGE if r["stage"] == "student" else BLUE for r in rows]
-    bars = ax.bar([r["label"] for r in rows], [100 * r["pass@1"] for r in rows], color=colors)
-    ax.bar_label(bars, labels=[f"{100 * r['pass@1']:.1f}%" for r in rows], padding=2, fontsize=8)
-    ax.set_ylim(0, max(100 * max(r["pass@1"] for r in rows) * 1.25, 10))
-    ax.set_ylabel("pass@1 (%)")
+    errors = [100 * (r.get("pass@1_se") or 0) for r in rows]
+    bars = ax.bar([r["label"] for r in rows], [100 * r["pass@1"] for r in rows], color=colors,
+                  yerr=errors if any(errors) else None, capsize=4, ecolor="#333333")
+    ax.bar_label(bars, labels=[_pm(r.get("pass@1"), r.get("pass@1_se")) for r in rows], padding=2, fontsize=8)
+    top = max(100 * r["pass@1"] + e for r, e in zip(rows, errors))
+    ax.set_ylim(0, max(top * 1.25, 10))
+    ax.set_ylabel("pass@1 (%), ± 1 standard error")
     ax.set_title("accuracy by stage")
     ax.tick_params(axis="x", labelrotation=20)
     return fig
@@ -99,7 +103,8 @@ def plot_budget(curve: dict | None):
         return None
     fig, (left, right) = _figure(9, 3.6, 2)
     budgets = [p["budget"] for p in points]
-    left.plot(budgets, [100 * p["pass@1"] for p in points], marker="o", color=ORANGE)
+    left.errorbar(budgets, [100 * p["pass@1"] for p in points], yerr=[100 * (p.get("pass@1_se") or 0) for p in points],
+                  marker="o", color=ORANGE, capsize=3)
     left.set_xscale("log", base=2)
     left.set_xticks(budgets, [str(b) for b in budgets])
     left.set_xlabel("thinking budget (tokens)")
@@ -143,9 +148,11 @@ def _blocks(d: RunData, drawn: dict[str, Path]) -> list[tuple]:
     rows = accuracy_rows(d)
     if rows:
         out += [("h2", "Accuracy by stage"),
-                ("table", ["stage", "model", "problems", "pass@1", "closed think", "mean tokens"],
-                 [[r["stage"], r["label"], r.get("problems", ""), _pct(r.get("pass@1")),
-                   _pct(r.get("closed_think_rate")), r.get("mean_completion_tokens", "")] for r in rows])]
+                ("table", ["stage", "model", "problems", "pass@1", "truncated", "closed think", "mean tokens",
+                           "thinking tokens"],
+                 [[r["stage"], r["label"], r.get("problems", ""), _pm(r.get("pass@1"), r.get("pass@1_se")),
+                   _pct(r.get("truncation_rate")), _pct(r.get("closed_think_rate")),
+                   r.get("mean_completion_tokens", ""), _num(r.get("mean_thinking_tokens"))] for r in rows])]
     sections = {"funnel": "Funnel", "lengths": "Trace lengths", "loss": "Training loss",
                 "accuracy": "Accuracy by stage (figure)", "budget": "Inference-time scaling", "time": "Time per stage"}
     for name, title in sections.items():
@@ -153,7 +160,7 @@ def _blocks(d: RunData, drawn: dict[str, Path]) -> list[tuple]:
             out += [("h2", title), ("img", drawn[name], title)]
         if name == "budget" and d.budgets:
             out.append(("table", ["budget", "pass@1", "mean thinking tokens", "forced"],
-                        [[p["budget"], _pct(p["pass@1"]), p.get("mean_thinking_tokens", ""),
+                        [[p["budget"], _pm(p["pass@1"], p.get("pass@1_se")), p.get("mean_thinking_tokens", ""),
                           _pct(p.get("forced_rate"))] for p in d.budgets["points"]]))
     if d.stages:
         out.append(("table", ["stage", "seconds", "cost (USD)"],
@@ -164,6 +171,15 @@ def _blocks(d: RunData, drawn: dict[str, Path]) -> list[tuple]:
 
 def _pct(v) -> str:
     return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "–"
+
+
+def _pm(v, se) -> str:
+    """A rate with its standard error: "42.5% ± 7.8%" (the rate alone where none was saved)."""
+    return _pct(v) + (f" ± {100 * se:.1f}%" if isinstance(se, (int, float)) and isinstance(v, (int, float)) else "")
+
+
+def _num(v) -> str:
+    return "–" if v is None or v == "" else str(v)
 
 
 def to_markdown(blocks: list[tuple], base: Path) -> str:

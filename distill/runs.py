@@ -74,7 +74,7 @@ class RunData:
 
 def accuracy_rows(d: RunData) -> list[dict]:
     """One row per evaluated model: base and student (eval split, then each benchmark), then each
-    exported quant whose manifest entry carries a measured pass@1."""
+    exported quant whose manifest entry carries a measured pass@1; `pass@1_se` is its standard error."""
     rows = []
     for label, res in d.results.items():
         if isinstance(res, dict) and "pass@1" in res:
@@ -83,7 +83,10 @@ def accuracy_rows(d: RunData) -> list[dict]:
     for entry in (d.manifest or {}).get("files", []):
         if entry.get("pass@1") is not None:
             rows.append({"stage": "quant", "label": entry.get("quant") or entry.get("file"),
-                         "pass@1": entry["pass@1"], "problems": entry.get("eval_problems", ""),
+                         "pass@1": entry["pass@1"], "pass@1_se": entry.get("pass@1_se"),
+                         "problems": entry.get("eval_problems", ""),
+                         "truncation_rate": entry.get("truncation_rate"),
+                         "mean_thinking_tokens": entry.get("mean_thinking_tokens"),
                          "closed_think_rate": entry.get("closed_think_rate"),
                          "mean_completion_tokens": entry.get("mean_completion_tokens", "")})
     return rows

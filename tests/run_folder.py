@@ -39,8 +39,11 @@ def make_run(root: Path, name: str = "demo", student_pass: float = 0.3, losses=(
         "eval": {"key": "e", "done": True, "seconds": 30.0},
         "export": {"key": "f", "done": True, "seconds": 45.0}})
     summary = {"problems": 40, "n": 1, "closed_think_rate": 0.8, "mean_completion_tokens": 61.0}
-    write_json(run / "eval" / "results.json", {"base": {**summary, "model": "base", "pass@1": 0.1},
-                                               "student": {**summary, "model": "student", "pass@1": student_pass}})
+    write_json(run / "eval" / "results.json", {
+        "base": {**summary, "model": "base", "pass@1": 0.1, "pass@1_se": 0.0474},  # sqrt(.1 * .9 / 40)
+        "student": {**summary, "model": "student", "pass@1": student_pass, "truncation_rate": 0.05,
+                    "mean_thinking_tokens": 40.5,
+                    "pass@1_se": round((student_pass * (1 - student_pass) / 40) ** 0.5, 4)}})
     write_json(run / "eval" / "budgets.json", {"model": "student", "answer_tokens": 64, "points": [
         {"budget": 16, "pass@1": 0.1, "mean_thinking_tokens": 15.5, "forced_rate": 0.9},
         {"budget": 32, "pass@1": 0.2, "mean_thinking_tokens": 27.0, "forced_rate": 0.4},
@@ -49,5 +52,6 @@ def make_run(root: Path, name: str = "demo", student_pass: float = 0.3, losses=(
     export.mkdir(parents=True, exist_ok=True)
     (export / "manifest.json").write_text(json.dumps({"name": name, "files": [
         {"file": f"{name}-F16.gguf", "quant": "F16", "bytes": 10, "sha256": "0", "pass@1": student_pass},
-        {"file": f"{name}-Q4_K_M.gguf", "quant": "Q4_K_M", "bytes": 4, "sha256": "1", "pass@1": 0.25}]}))
+        {"file": f"{name}-Q4_K_M.gguf", "quant": "Q4_K_M", "bytes": 4, "sha256": "1", "pass@1": 0.25,
+         "pass@1_se": 0.0685}]}))
     return run

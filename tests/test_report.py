@@ -40,6 +40,15 @@ def test_figures_draw_the_runs_data(run):
     acc = figs["accuracy"].axes[0]
     assert [round(p.get_height(), 6) for p in acc.patches] == [10.0, 30.0, 30.0, 25.0]
     assert [t.get_text() for t in acc.get_xticklabels()] == ["base", "student", "F16", "Q4_K_M"]
+    # Error bars: one vertical segment per bar, ± one standard error around its height (none for F16,
+    # whose manifest entry has no standard error).
+    from matplotlib.container import BarContainer
+
+    bars = next(c for c in acc.containers if isinstance(c, BarContainer))
+    segments = bars.errorbar.lines[2][0].get_segments()
+    spans = [(round(s[0][1], 2), round(s[1][1], 2)) for s in segments]
+    assert spans == [(5.26, 14.74), (22.75, 37.25), (30.0, 30.0), (18.15, 31.85)]
+    assert "25.0% ± 6.9%" in [t.get_text() for t in acc.texts]
 
     curve = figs["budget"].axes[0].get_lines()[0]
     assert list(curve.get_xdata()) == [16, 32, 64] and list(curve.get_ydata()) == [10.0, 20.0, 30.0]
@@ -66,7 +75,8 @@ def test_build_writes_report_figures_and_html(run):
     assert _colour_share(run / "figures" / "funnel.png", report.GREY) > 0.005
     assert _colour_share(run / "figures" / "loss.png", report.BLUE) > 0.001
     assert _colour_share(run / "figures" / "budget.png", report.ORANGE) > 0.001
-    assert "| student | student | 40 | 30.0% |" in text and "| quant | Q4_K_M |" in text
+    assert "| student | student | 40 | 30.0% ± 7.2% | 5.0% | 80.0% | 61.0 | 40.5 |" in text
+    assert "| quant | Q4_K_M |  | 25.0% ± 6.9% |" in text
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(report.FIGURES) and "<table>" in html
 

@@ -1,14 +1,13 @@
-"""Proof that a GGUF is the student: tokenization identical to the HF tokenizer, F16 logits that
-agree with the HF model, and perplexity on held-out text (llama.cpp in process, all logits).
+"""Proof that a GGUF is the student: tokenization identical to the HF tokenizer, and F16 logits that
+agree with the HF model over held-out conversations (llama.cpp in process, the same token ids fed
+to both, one BOS), judged against the recipe's tolerances.
 
-    tokenizer_parity(hf_tokenizer, llm)  # {"identical": True, "texts": 9, "tokens": 412, "mismatches": []}
-    logit_parity(hf_dir, llm, prompts)   # {"top1_agreement": 1.0, "max_abs_diff": 0.003, ...}
-    perplexity(llm, texts)               # {"perplexity": 7.91, "tokens": 2048}
+    tokenizer_parity(hf_tokenizer, llm)            # {"identical": True, "texts": 9, "tokens": 412, "mismatches": []}
+    logit_parity(model, tok, llm, conversations)   # {"top1_agreement": 1.0, "kld": 2e-6, "max_abs_diff": 0.003, ...}
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 # The text the GGUF tokenizer is known to get wrong: reasoning tags, LaTeX boxes, non-ASCII
@@ -22,12 +21,6 @@ PARITY_CORPUS = [
     "   leading spaces\t\ttabs\n\n\nnewlines   trailing   ",
     "3 33 333 3333 33333 3.14159 1,000,000 -7 x_{i+1}",
     "I've been 'told he's there, 'RE you sure? We'Ve a'lL",
-]
-
-DEFAULT_PROMPTS = [
-    "What is 12 + 30?",
-    "<think>\nThe train travels 60 km in 1.5 hours, so",
-    "Résumé: the café served 3 crêpes. \\boxed{3}",
 ]
 
 
@@ -55,48 +48,44 @@ def gguf_logits(llm, ids: list[int]):
     return np.array(llm.scores[: len(ids)], dtype=np.float32)
 
 
-def logit_parity(model, tok, llm, prompts: list[str] | None = None) -> dict:
-    """Top-1 agreement and max |difference| between HF fp32 logits and the GGUF's, per position."""
+def _log_softmax(x):
+    import numpy as np
+
+    x = x.astype(np.float64)
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def logit_parity(model, tok, llm, texts: list[str], max_tokens: int = 2048) -> dict:
+    """HF logits against the GGUF's for every position of each text (tokenized once by `tok`, one
+    BOS, then fed to both): top-1 agreement, mean KL(HF || GGUF) and max |difference|. Texts are cut
+    to the GGUF's context, `max_tokens` positions in all."""
     import numpy as np
     import torch
 
+    from distill.evaluate.prompts import HFPrompts
+
+    side = HFPrompts(tok)
     agree = total = 0
-    max_diff = 0.0
-    scale = 0.0
-    for text in prompts or DEFAULT_PROMPTS:
-        ids = tok.encode(text, add_special_tokens=False)
+    kld_sum, max_diff, scale = 0.0, 0.0, 0.0
+    for text in texts:
+        if total >= max_tokens:
+            break
+        ids = side.encode(text)[: min(llm.n_ctx(), max_tokens - total)]
+        if len(ids) < 2:
+            continue
         with torch.inference_mode():
             hf = model(torch.tensor([ids])).logits[0].float().numpy()
         gg = gguf_logits(llm, ids)
+        p_hf, p_gg = _log_softmax(hf), _log_softmax(gg)
+        kld_sum += float((np.exp(p_hf) * (p_hf - p_gg)).sum())
         agree += int((hf.argmax(-1) == gg.argmax(-1)).sum())
         total += len(ids)
         max_diff = max(max_diff, float(np.abs(hf - gg).max()))
         scale = max(scale, float(np.abs(hf).max()))
-    return {"top1_agreement": round(agree / max(total, 1), 4), "max_abs_diff": round(max_diff, 4),
-            "max_abs_logit": round(scale, 3), "positions": total,
-            "hf_dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
-
-
-def perplexity(llm, texts: list[str], max_tokens: int = 4096) -> dict:
-    """exp(mean next-token NLL) over `texts`, each truncated to the context, `max_tokens` in all."""
-    import numpy as np
-
-    nll, count = 0.0, 0
-    n_ctx = llm.n_ctx()
-    for text in texts:
-        if count >= max_tokens:
-            break
-        ids = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)[:n_ctx]
-        if len(ids) < 2:
-            continue
-        logits = gguf_logits(llm, ids)[:-1].astype(np.float64)
-        logz = logits.max(-1) + np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1))
-        target = logits[np.arange(len(ids) - 1), ids[1:]]
-        nll += float((logz - target).sum())
-        count += len(ids) - 1
-    if not count:
-        return {"perplexity": None, "tokens": 0}
-    return {"perplexity": round(math.exp(nll / count), 4), "tokens": count}
+    return {"top1_agreement": round(agree / max(total, 1), 4), "kld": round(kld_sum / max(total, 1), 8),
+            "max_abs_diff": round(max_diff, 4), "max_abs_logit": round(scale, 3), "positions": total,
+            "texts": len(texts), "hf_dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
 
 
 def load_hf(model_dir: Path):
@@ -105,7 +94,7 @@ def load_hf(model_dir: Path):
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     # fp32 is the reference for small students; past ~2B parameters (8 GB of fp32) bf16 keeps the
-    # check within a laptop's memory, at the price of a looser max |Δlogit|.
+    # check within a laptop's memory, at the price of a looser agreement.
     weights = sum(f.stat().st_size for f in Path(model_dir).glob("*.safetensors"))
     dtype = torch.float32 if weights < 8e9 else torch.bfloat16
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).eval()

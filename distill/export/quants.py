@@ -1,59 +1,80 @@
-"""GGUF quants: names mapped to llama.cpp's ftype ids, quantizing one file in process, and
-reading back which tensor types a file really holds (llama.cpp silently falls back to another
+"""GGUF quants with llama.cpp's own tools: an importance matrix from calibration text
+(`llama-imatrix`), quantizing one file (`llama-quantize`, with that matrix for the K and IQ quants),
+and reading back which tensor types a file really holds (llama.cpp silently falls back to another
 type for a tensor whose row length is not a multiple of the quant's block, e.g. 576 % 256).
 
-    report = quantize(Path("smol-F16.gguf"), Path("smol-Q4_K_M.gguf"), "Q4_K_M")
+    imatrix(Path("smol-F16.gguf"), Path("calibration.txt"), Path("imatrix.gguf"), ctx=512, chunks=64)
+    report = quantize(Path("smol-F16.gguf"), Path("smol-Q4_K_M.gguf"), "Q4_K_M", imatrix=Path("imatrix.gguf"))
     report["fallback"]  # [{"tensor": "blk.0.attn_q.weight", "ncols": 576, "wanted": "q4_K", "got": "q5_0"}]
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
+import subprocess
 from collections import Counter
 from pathlib import Path
 
 from distill.errors import DistillError
-from distill.llamacpp import QUANT_TYPES
+from distill.llamacpp import QUANT_TYPES, tool
 
 # llama-quant.cpp: "warning: <tensor> - ncols 64 not divisible by 256 (required for type q4_K) -> falling back to q5_0"
 _FALLBACK = re.compile(r"warning:\s+(\S+)\s+- ncols\s+(\d+) not divisible by\s+(\d+) "
                        r"\(required for type\s+(\S+)\)(?:\s*->\s*falling back to\s+(\S+))?")
 
 
-def quantize(src: Path, dst: Path, quant: str, threads: int | None = None) -> dict:
-    """`src` (F16 GGUF) -> `dst` at `quant`; returns the tensor-type census and the fallbacks
-    llama.cpp logged while quantizing."""
-    import llama_cpp
+def uses_imatrix(quant: str) -> bool:
+    """K and IQ quants take an importance matrix (bartowski and unsloth quantize every one with one);
+    the legacy Q4_0/Q8_0 and F16 are written without, as llama.cpp's own reference files are."""
+    return "_K" in quant or quant.startswith("IQ")
 
+
+def _run(cmd: list[str], what: str, timeout_s: float | None = None) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise DistillError(f"{what} did not finish within {timeout_s:.0f}s") from None
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise DistillError(f"{what} failed (exit {proc.returncode}):\n{log.strip()[-1200:]}")
+    return log
+
+
+def imatrix(f16: Path, text_file: Path, out: Path, ctx: int, chunks: int, gpu_layers: int | None = None,
+            threads: int | None = None) -> dict:
+    """llama-imatrix over `text_file` (special tokens parsed: the chat template's own tokens) into `out`."""
+    part = out.with_suffix(".part.gguf")
+    cmd = [str(tool("llama-imatrix")), "-m", str(f16), "-f", str(text_file), "-o", str(part), "-c", str(ctx),
+           "-b", str(ctx), "--chunks", str(chunks), "--parse-special", "-t", str(threads or os.cpu_count() or 1),
+           "--no-ppl"]
+    if gpu_layers:
+        cmd += ["-ngl", str(gpu_layers)]
+    try:
+        log = _run(cmd, f"llama-imatrix on {f16.name}")
+    except DistillError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, out)
+    m = re.search(r"computing over (\d+) chunks", log)
+    return {"file": out.name, "chunks": int(m.group(1)) if m else None, "ctx": ctx}
+
+
+def quantize(src: Path, dst: Path, quant: str, imatrix: Path | None = None, threads: int | None = None) -> dict:
+    """`src` (F16 GGUF) -> `dst` at `quant` with llama-quantize; returns the tensor-type census and the
+    fallbacks llama.cpp logged while quantizing."""
     if quant not in QUANT_TYPES:
         raise DistillError(f"unknown quant {quant!r}; choose from {sorted(QUANT_TYPES)}")
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = QUANT_TYPES[quant]
-    params.nthread = threads or os.cpu_count() or 1
     part = Path(dst).with_suffix(".gguf.part")
-    log: list[str] = []
-
-    # llama.cpp reports fallbacks only through its log callback; capture it for this call, then
-    # hand logging back to llama-cpp-python's own callback.
-    @llama_cpp.llama_log_callback
-    def capture(level, text, user_data):
-        log.append(text.decode("utf-8", "replace"))
-
-    llama_cpp.llama_log_set(capture, ctypes.c_void_p(0))
+    cmd = [str(tool("llama-quantize"))] + (["--imatrix", str(imatrix)] if imatrix else [])
+    cmd += [str(src), str(part), quant, str(threads or os.cpu_count() or 1)]
     try:
-        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(part).encode(), ctypes.byref(params))
-    finally:
-        from llama_cpp import _logger
-
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
-    if rc != 0:
+        log = _run(cmd, f"llama-quantize {Path(src).name} to {quant}")
+    except DistillError:
         part.unlink(missing_ok=True)
-        raise DistillError(f"llama.cpp could not quantize {Path(src).name} to {quant} (code {rc}):\n"
-                           + "".join(log)[-800:])
+        raise
     os.replace(part, dst)
-    return {"fallback": parse_fallbacks("".join(log)), **tensor_census(dst)}
+    return {"fallback": parse_fallbacks(log), "imatrix": imatrix is not None, **tensor_census(dst)}
 
 
 def parse_fallbacks(log: str) -> list[dict]:
@@ -65,7 +86,10 @@ def tensor_census(path: Path) -> dict:
     """Tensor types and bits per weight of a GGUF file, read with gguf-py's GGUFReader."""
     from gguf import GGUFReader
 
-    reader = GGUFReader(str(path))
+    try:
+        reader = GGUFReader(str(path))
+    except (ValueError, OSError) as e:
+        raise DistillError(f"{Path(path).name} is not a readable GGUF file ({e}); re-export it") from None
     types: Counter = Counter()
     n_bytes = n_weights = 0
     for t in reader.tensors:
