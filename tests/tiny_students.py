@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill.r1 import student_messages
+from distill.sample.prompts import student_messages
 
 QUESTION = "What is 1 + 1?"
 CHATML_COMPLETION = "One and one make 2.\n</think>\n\nThe answer is \\boxed{2}.<|im_end|>"

@@ -152,12 +152,16 @@ class _Export:
     def prove_all(self, heldout, calibration, heldout_problems, calibration_problems, eval_problems,
                   max_length: int) -> dict:
         cfg, tok = self.cfg, self.tok
+        window = cfg.kld_ctx or min(max_length, 4096)
+        # At most what the chunks read (8 characters a token is more than any tokenizer here needs): the
+        # eval stage's rows can hold millions of tokens.
+        most = 8 * window * cfg.kld_chunks
         source = "the eval split's problems with the student's completions"
-        heldout = list(heldout or [])
+        heldout = held.capped(list(heldout or []), most)
         if self._tokens(held.plain_text(heldout)) < MIN_HELDOUT_TOKENS and heldout_problems:
             # Too little to measure on (a short eval): the student's own longer answers, from F16.
             longer = self.eval_cfg.model_copy(update={"max_tokens": max(self.eval_cfg.max_tokens, 256)})
-            heldout += held.student_pairs(self.f16, heldout_problems, longer)
+            heldout = held.capped(heldout + held.student_pairs(self.f16, heldout_problems, longer), most)
             source += " (generated from F16 for this export)"
         if not heldout:
             raise DistillError("no held-out conversations to measure the quants on: run the eval stage first, or "
@@ -165,8 +169,7 @@ class _Export:
         plain = held.plain_text(heldout)
         text_file = self.work / "heldout.txt"
         text_file.write_text(plain, encoding="utf-8")
-        ctx, chunks = self._window(self._tokens(plain), cfg.kld_ctx or min(max_length, 4096), cfg.kld_chunks,
-                                   "held-out")
+        ctx, chunks = self._window(self._tokens(plain), window, cfg.kld_chunks, "held-out")
         ladder = [q for q in cfg.quants if q != "F16"]
         with Progress() as progress:
             task = progress.add_task(f"export {self.name}", total=3 + 2 * len(ladder))

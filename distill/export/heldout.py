@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from distill.r1 import student_messages, user_prompt
-from distill.records import Problem
+from distill.records import Problem, Trace, read_records
+from distill.sample.prompts import student_messages, user_prompt
 
-Pair = tuple[str, str]  # (problem text, completion in R1 form)
+Pair = tuple[Any, str]  # (a Problem, Trace or bare question, its completion in R1 form)
 
 
 def plain_text(pairs: list[Pair]) -> str:
@@ -36,16 +37,29 @@ def chat_texts(tok, pairs: list[Pair]) -> list[str]:
 
 
 def eval_pairs(rows_path: Path, problems: list[Problem]) -> list[Pair]:
-    """(problem, completion) for every sample the eval stage wrote for `problems`."""
-    by_id = {p.id: p.problem for p in problems}
-    pairs = []
+    """(problem, completion) for every sample the eval stage wrote for `problems`: every problem's
+    first sample, then every problem's second, ... (as many problems as possible in a capped text)."""
+    by_id = {p.id: p for p in problems}
+    rows = []
     if Path(rows_path).exists():
         with open(rows_path, encoding="utf-8") as f:
             for line in f:
                 row = json.loads(line)
                 if row.get("problem_id") in by_id and row.get("completion", "").strip():
-                    pairs.append((by_id[row["problem_id"]], row["completion"]))
-    return pairs
+                    rows.append(row)
+    rows.sort(key=lambda r: r.get("sample_index", 0))  # stable: the eval order within each round
+    return [(by_id[r["problem_id"]], r["completion"]) for r in rows]
+
+
+def capped(pairs: list[Pair], max_chars: int) -> list[Pair]:
+    """The first pairs holding about `max_chars` characters (the tools read no more than that)."""
+    out, chars = [], 0
+    for p, c in pairs:
+        if chars >= max_chars:
+            break
+        out.append((p, c))
+        chars += len(c) + len(getattr(p, "problem", p))
+    return out
 
 
 def rejected_pairs(rejected_path: Path, max_chars: int) -> list[Pair]:
@@ -53,14 +67,12 @@ def rejected_pairs(rejected_path: Path, max_chars: int) -> list[Pair]:
     reasoning never trained on."""
     pairs, chars = [], 0
     if Path(rejected_path).exists():
-        with open(rejected_path, encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                if "problem" in row and str(row.get("completion", "")).strip():
-                    pairs.append((row["problem"], row["completion"]))
-                    chars += len(row["problem"]) + len(row["completion"])
-                if chars >= max_chars:
-                    break
+        for trace in read_records(rejected_path, Trace):
+            if isinstance(trace, Trace) and trace.completion.strip():
+                pairs.append((trace, trace.completion))
+                chars += len(trace.problem) + len(trace.completion)
+            if chars >= max_chars:
+                break
     return pairs
 
 
@@ -72,5 +84,5 @@ def student_pairs(gguf: Path, problems: list[Problem], eval_cfg) -> list[Pair]:
         return []
     rows: list[dict] = []
     harness.run(str(gguf), problems, eval_cfg, show_progress=False, served=True, rows_out=rows)
-    by_id = {p.id: p.problem for p in problems}
+    by_id = {p.id: p for p in problems}
     return [(by_id[r["problem_id"]], r["completion"]) for r in rows if r["completion"].strip()]
