@@ -161,7 +161,7 @@ class _Export:
         if self._tokens(held.plain_text(heldout)) < MIN_HELDOUT_TOKENS and heldout_problems:
             # Too little to measure on (a short eval): the student's own longer answers, from F16.
             longer = self.eval_cfg.model_copy(update={"max_tokens": max(self.eval_cfg.max_tokens, 256)})
-            heldout = held.capped(heldout + held.student_pairs(self.f16, heldout_problems, longer), most)
+            heldout = held.capped(heldout + held.student_pairs(self.f16, heldout_problems[:64], longer), most)
             source += " (generated from F16 for this export)"
         if not heldout:
             raise DistillError("no held-out conversations to measure the quants on: run the eval stage first, or "

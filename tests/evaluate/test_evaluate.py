@@ -2,6 +2,8 @@
 thing (tests/tiny_students.py) answer through transformers, llama.cpp in process, and llama.cpp's
 server started by the served path, for a GGUF file and for an HF folder."""
 
+import json
+
 import pytest
 from tiny_students import CHATML_COMPLETION, LLAMA3_RUN_ON, QUESTION, fit
 
@@ -183,7 +185,8 @@ def test_cli_eval_served_prints_pass_at_1_with_its_standard_error(parrot, tmp_pa
     write_jsonl(tmp_path / "p.jsonl", [p.model_dump() | {"split": "eval"} for p in RIGHT_AND_WRONG])
     out = CliRunner().invoke(app, ["eval", str(gguf), "--problems", str(tmp_path / "p.jsonl"), "--served",
                                    "--temperature", "0", "--max-tokens", "48", "--batch-size", "2",
-                                   "--out", str(tmp_path / "r.jsonl")], terminal_width=200)
+                                   "--out", str(tmp_path / "r.jsonl")], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     assert "50.0% ± 35.4%" in out.output  # pass@1 over 2 problems, binomial standard error
-    assert (tmp_path / "r.summary.json").exists()
+    summary = json.loads((tmp_path / "r.summary.json").read_text())
+    assert summary["pass@1"] == 0.5 and summary["pass@1_se"] == 0.3536 and summary["truncation_rate"] == 0.0

@@ -180,9 +180,10 @@ def test_a_different_tokenizer_fails_the_export(exported):
 
 
 def test_failed_checks_refuse_the_export_unless_forced(exported, tmp_path):
-    _, manifest = exported
+    exported_dir, manifest = exported
     out = tmp_path / "judged"
     out.mkdir()
+    shutil.copy(exported_dir / "tiny-Q4_K_M.gguf", out)  # the Modelfile's file (Ollama's num_ctx is read from it)
     failing = {**manifest, "failures": ["tiny-Q4_0.gguf: KL divergence to F16 0.2 > export.max_kld.Q4_0 0.1"]}
     with pytest.raises(DistillError, match="--force") as e:
         export._finish(out, dict(failing), force=False)
