@@ -258,7 +258,8 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
         return {"files": [f["file"] for f in manifest["files"]]}
 
     stage("export", key_of(recipe.resolved()["export"], keys["train"], recipe.sha256(),
-                           file_sha(r.path("eval/student.jsonl")), file_sha(filter_dir / "rejected.jsonl")), do_export)
+                           fingerprint(r.path("eval/student.jsonl")),
+                           fingerprint(filter_dir / "rejected.jsonl")), do_export)
 
     ledger = Run(recipe).ledger
     report_path = report.build(r.dir, export_dir)
