@@ -4,7 +4,10 @@ greedy completions of eval-split problems), F16's noise floor, Q4_K_M with and w
 matrix, pass@1 ± standard error through llama-server, and tokens/s; then decode and prompt tokens/s
 per quant (min and median of 3 runs) against F16 in the same run.
 
-    .venv/bin/python bench/export.py [--problems 40] [--quants Q8_0 Q4_K_M Q4_0]
+    .venv/bin/python bench/export.py [--problems 40] [--eval-limit 40] [--calibration 64] [--quants Q8_0 Q4_K_M Q4_0]
+
+--problems eval-split problems whose greedy completions are the held-out text; --eval-limit how many
+of them get pass@1 per file (0: KL divergence only, as GPU recipes may choose).
 """
 
 from __future__ import annotations
@@ -69,14 +72,17 @@ def prompt_speed(path: Path, threads: int, n: int = 256, repeats: int = 3) -> li
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--problems", type=int, default=40)
+    ap.add_argument("--eval-limit", type=int, default=None, help="pass@1 problems per file (default: --problems)")
+    ap.add_argument("--calibration", type=int, default=64, help="train-split problems for the importance matrix")
     ap.add_argument("--quants", nargs="+", default=["Q8_0", "Q4_K_M", "Q4_0"])
     ap.add_argument("--kld-ctx", type=int, default=256)
     ap.add_argument("--kld-chunks", type=int, default=16)
     args = ap.parse_args()
+    eval_limit = args.problems if args.eval_limit is None else args.eval_limit
     start = time.monotonic()
     model_dir = Path(hf_folder("embedded:smollm2-135m-instruct"))
     heldout = load_split(PROBLEMS, "eval", args.problems)
-    calibration = load_split(PROBLEMS, "train", 64)
+    calibration = load_split(PROBLEMS, "train", args.calibration)
     eval_cfg = EvalCfg(problems=str(PROBLEMS), max_tokens=128, temperature=0.0, batch_size=8)
     cfg = ExportCfg(quants=args.quants, kld_ctx=args.kld_ctx, kld_chunks=args.kld_chunks, imatrix_chunks=16)
     load_before = load()
@@ -84,7 +90,8 @@ def main() -> None:
         out = Path(tmp) / "smol"
         manifest = export.run(model_dir, out, "smol", cfg, base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
                               recipe_name="bench", recipe_sha256="0" * 64, heldout_problems=heldout,
-                              calibration_problems=calibration, eval_problems=heldout, eval_cfg=eval_cfg)
+                              calibration_problems=calibration, eval_problems=heldout[:eval_limit] or None,
+                              eval_cfg=eval_cfg)
         export_s = time.monotonic() - start
         files = {e["quant"]: e for e in manifest["files"]}
         kld, im = manifest["kld"], manifest["imatrix"]
@@ -92,14 +99,15 @@ def main() -> None:
               f"{load()} after; shared machine)")
         print(f"KL divergence on {kld['scored_tokens']} tokens ({kld['chunks']} chunks of {kld['ctx']}) of "
               f"{kld['conversations']} conversations: {kld['source']}; importance matrix: {im['chunks']} chunks "
-              f"of {im['ctx']} from {im['source']}; pass@1 on {args.problems} eval problems, greedy, 128 tokens")
+              f"of {im['ctx']} from {im['source']}; pass@1 on {eval_limit} eval problems, greedy, 128 tokens")
         print(f"{'quant':8} {'MiB':>7} {'bpw':>5} {'imatrix':>7} {'KLD':>17} {'same top-1':>11} {'ppl':>7} "
               f"{'pass@1':>13} {'trunc':>6} {'fallback':>9}")
         for q, e in files.items():
+            p1 = (f"{e['pass@1']:6.3f} ± {e['pass@1_se']:.3f} {e['truncation_rate']:6.2f}" if "pass@1" in e
+                  else f"{'-':>13} {'-':>6}")
             print(f"{q:8} {e['bytes'] / 2**20:7.1f} {e['bits_per_weight']:5.2f} {str(e['imatrix']):>7} "
                   f"{e['kld']:8.5f} ± {e['kld_se']:.5f} {e['top1_agreement']:10.2%} {e['perplexity']:7.3f} "
-                  f"{e['pass@1']:6.3f} ± {e['pass@1_se']:.3f} {e['truncation_rate']:6.2f} "
-                  f"{len(e['fallback_tensors']):4d}/{e['tensors']:<4d}")
+                  f"{p1} {len(e['fallback_tensors']):4d}/{e['tensors']:<4d}")
         c = im["comparison"]
         print(f"Q4_K_M KL divergence: {c['with']:.5f} with the importance matrix, {c['without']:.5f} without "
               f"({100 * (c['with'] / c['without'] - 1):+.1f}%)")
