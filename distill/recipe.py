@@ -396,6 +396,7 @@ class ExportCfg(Section):
     # the eval split, or of eval_benchmark (e.g. math500) where set; 0 skips it (KLD still runs).
     eval_limit: int = Field(20, ge=0)
     eval_benchmark: str | None = None
+    eval_n: int | None = Field(None, ge=1)  # samples per problem for that pass@1 (None: the eval section's n)
     gpu_layers: int | Literal["auto"] | None = "auto"  # llama.cpp tools: layers on the GPU (auto: all, with CUDA)
     force: bool = False  # keep an export that fails its checks (`distill export --force`; the manifest says so)
 

@@ -242,6 +242,7 @@ class _Export:
     def _pass_at_1(self, path: Path, problems: list[Problem]) -> dict:
         from distill.evaluate import harness
 
-        res = harness.run(str(path), problems, self.eval_cfg, show_progress=False, served=True)
-        return {"eval_problems": res["problems"], "served_tokens_per_s": res["tokens_per_s"],
+        cfg = self.eval_cfg.model_copy(update={"n": self.cfg.eval_n}) if self.cfg.eval_n else self.eval_cfg
+        res = harness.run(str(path), problems, cfg, show_progress=False, served=True)
+        return {"eval_problems": res["problems"], "eval_samples": res["samples"], "served_tokens_per_s": res["tokens_per_s"],
                 **{k: res[k] for k in ("pass@1", "pass@1_se", "truncation_rate", "mean_thinking_tokens")}}

@@ -38,12 +38,12 @@ def student(tmp_path_factory, smol_hf_dir):
 def exported(student, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "tiny"
     cfg = ExportCfg(quants=["Q8_0", "Q4_K_M", "Q4_0"], kld_ctx=128, kld_chunks=8, imatrix_chunks=4,
-                    max_kld={"Q8_0": 0.05})
+                    max_kld={"Q8_0": 0.05}, eval_n=1)
     manifest = export.run(student, out, "tiny", cfg, base_model="tiny-llama", recipe_name="t",
                           recipe_sha256="ab" * 32, datasets=["bundled"], heldout=worked(select(BUNDLED, "eval", 24)),
                           calibration=worked(select(BUNDLED, "train", 40)[16:]),
                           eval_problems=select(BUNDLED, "eval", 2),
-                          eval_cfg=EvalCfg(problems="x", max_tokens=8, temperature=0.0, batch_size=2), max_length=512)
+                          eval_cfg=EvalCfg(problems="x", n=3, max_tokens=8, temperature=0.0, batch_size=2), max_length=512)
     return out, manifest
 
 
@@ -54,6 +54,7 @@ def test_export_writes_ladder_manifest_and_card(exported):
     for f in manifest["files"]:
         assert f["sha256"] == sha256_file(out / f["file"]) and f["bytes"] == (out / f["file"]).stat().st_size
         assert f["tokens_per_s"] > 0 and f["eval_problems"] == 2 and f["truncation_rate"] in (0.0, 0.5, 1.0)
+        assert f["eval_samples"] == 2  # export.eval_n 1, not the eval section's n of 3
     sizes = [f["bytes"] for f in manifest["files"]]
     assert sizes[0] > sizes[1] > sizes[3]
     assert [f["bits_per_weight"] for f in manifest["files"]][:2] == [16.0, 8.5]

@@ -16,7 +16,9 @@ from distill.recipe import EvalCfg, ExportCfg
 HELDOUT = worked(select(BUNDLED, "eval", 24))
 
 
+@pytest.mark.slow
 def test_llama3_student_whole_export_with_parity_and_one_bos(tmp_path):
+    """Minutes on 2 cores: every step of training and every llama.cpp tool pays for a 128k vocabulary."""
     from distill.assets import llama3_tokenizer_dir
     from distill.llamacpp import load_gguf
 
