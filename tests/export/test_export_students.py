@@ -1,6 +1,6 @@
-"""Export of the other student shapes: a tiny Llama-3 student (the bundled Llama-3 tokenizer, whose
-template writes BOS itself), a Qwen2 student's PEFT LoRA adapter merged on export, and (slow) the
-embedded SmolLM2, whose quants must order by KL divergence."""
+"""Export of the other student shapes: (slow) a tiny Llama-3 student (the bundled Llama-3 tokenizer,
+whose template writes BOS itself), a Qwen2 student's PEFT LoRA adapter merged on export, and (slow)
+the embedded SmolLM2, whose quants must order by KL divergence."""
 
 import json
 from pathlib import Path
