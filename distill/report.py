@@ -70,7 +70,11 @@ def plot_loss(d: RunData):
         return None
     fig, ax = _figure()
     step = (d.train_summary or {}).get("logging_steps") or 1
-    ax.plot([step * (i + 1) for i in range(len(losses))], losses, marker="o", color=BLUE)
+    ax.plot([step * (i + 1) for i in range(len(losses))], losses, marker="o", color=BLUE, label="training")
+    eval_loss = d.train_summary.get("eval_loss")
+    if isinstance(eval_loss, (int, float)):  # measured once, on the held-out split, after the last step
+        ax.plot([step * len(losses)], [eval_loss], marker="D", ls="", color=ORANGE, label="held-out")
+        ax.legend(fontsize=8)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
     ax.set_title(f"SFT loss {losses[0]:.3f} -> {losses[-1]:.3f}")
@@ -158,6 +162,8 @@ def _blocks(d: RunData, drawn: dict[str, Path]) -> list[tuple]:
     for name, title in sections.items():
         if name in drawn:
             out += [("h2", title), ("img", drawn[name], title)]
+        if name == "loss" and d.train_summary:
+            out.append(_training_table(d.train_summary))
         if name == "budget" and d.budgets:
             out.append(("table", ["budget", "pass@1", "mean thinking tokens", "forced"],
                         [[p["budget"], _pm(p["pass@1"], p.get("pass@1_se")), p.get("mean_thinking_tokens", ""),
@@ -169,6 +175,17 @@ def _blocks(d: RunData, drawn: dict[str, Path]) -> list[tuple]:
     return out
 
 
+def _training_table(summary: dict) -> tuple:
+    """What training saw: examples kept, those dropped for being longer than `train.max_length` (never
+    truncated, so a reader must see how many were lost), the held-out split and its loss."""
+    data, losses = summary.get("data") or {}, summary.get("losses") or []
+    return ("table", ["steps", "examples trained", "dropped (over train.max_length)", "held-out examples",
+                      "training loss", "held-out loss"],
+            [[summary.get("steps", ""), data.get("kept", ""), data.get("dropped_over_max_length", ""),
+              data.get("eval_examples", ""), f"{losses[0]:.3f} → {losses[-1]:.3f}" if losses else "–",
+              _num(summary.get("eval_loss"), 3)]])
+
+
 def _pct(v) -> str:
     return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "–"
 
@@ -178,8 +195,10 @@ def _pm(v, se) -> str:
     return _pct(v) + (f" ± {100 * se:.1f}%" if isinstance(se, (int, float)) and isinstance(v, (int, float)) else "")
 
 
-def _num(v) -> str:
-    return "–" if v is None or v == "" else str(v)
+def _num(v, digits: int | None = None) -> str:
+    if v is None or v == "":
+        return "–"
+    return f"{v:.{digits}f}" if digits is not None and isinstance(v, (int, float)) else str(v)
 
 
 def to_markdown(blocks: list[tuple], base: Path) -> str:

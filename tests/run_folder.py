@@ -29,7 +29,9 @@ def make_run(root: Path, name: str = "demo", student_pass: float = 0.3, losses=(
                            "teacher": "t", "completion": text, "finish_reason": "stop", "completion_tokens": tokens})
     write_jsonl(run / "traces.jsonl", traces)
     trace_filter.run(run / "traces.jsonl", run / "filter", FilterCfg())
-    write_json(run / "train_summary.json", {"mode": "full", "steps": 8, "losses": list(losses)})
+    write_json(run / "train_summary.json", {"mode": "full", "steps": 8, "losses": list(losses), "eval_loss": 0.75,
+                                                  "data": {"examples": 12, "kept": 10, "dropped_over_max_length": 2,
+                                                           "eval_examples": 1}})
     (run / "recipe.yaml").write_text(f"name: {name}\ntrain:\n  logging_steps: 2\nexport:\n  name: null\n")
     write_json(run / "stages.json", {
         "problems": {"key": "a", "done": True, "seconds": 0.1, "problems": 5},

@@ -34,8 +34,9 @@ def test_figures_draw_the_runs_data(run):
     hist = figs["lengths"].axes[0]
     assert sum(p.get_height() for p in hist.patches) == 15  # every trace counted once
 
-    (line,) = figs["loss"].axes[0].get_lines()
+    line, held_out = figs["loss"].axes[0].get_lines()
     assert list(line.get_ydata()) == [2.1, 1.4, 0.9, 0.6] and list(line.get_xdata()) == [2, 4, 6, 8]
+    assert list(held_out.get_xdata()) == [8] and list(held_out.get_ydata()) == [0.75]  # after the last step
 
     acc = figs["accuracy"].axes[0]
     assert [round(p.get_height(), 6) for p in acc.patches] == [10.0, 30.0, 30.0, 25.0]
@@ -77,6 +78,8 @@ def test_build_writes_report_figures_and_html(run):
     assert _colour_share(run / "figures" / "budget.png", report.ORANGE) > 0.001
     assert "| student | student | 40 | 30.0% ± 7.2% | 5.0% | 80.0% | 61.0 | 40.5 |" in text
     assert "| quant | Q4_K_M |  | 25.0% ± 6.9% |" in text
+    # Examples dropped for length are shown, not hidden: training never truncates them.
+    assert "| 8 | 10 | 2 | 1 | 2.100 → 0.600 | 0.750 |" in text
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(report.FIGURES) and "<table>" in html
 
