@@ -1,14 +1,15 @@
-"""Sampler throughput, printed in one run (about 2 minutes on 2 cores):
+"""Sampler throughput, printed in one run (about 5 minutes on 2 cores):
 
-1. against a real llama.cpp server on loopback (the embedded SmolLM2): completion tokens/s of a plain
-   sequential client, of a plain parallel client (the server's own parallel throughput) and of our
-   sampler, and the ratios;
+1. the embedded teacher as `make student` runs it (recipes/smol.yaml's prompts through the sampler), on
+   yesterday's server (`llama_cpp.server`, one request at a time) and on llama.cpp's own llama-server
+   with 1 slot and with one slot per request in flight (continuous batching, shared prefix computed
+   once): completion tokens/s, min and median over interleaved repeats, and the ratio to the baseline;
 2. client capacity against a loopback server that answers instantly, with 1,000 requests in flight:
    requests/s and client CPU-milliseconds per request for our sampler (aiohttp), streamed (the
    default: 32 server-sent chunks per answer) and whole, and for reference the bare httpx and
    aiohttp clients (why the sampler uses aiohttp).
 
-    .venv/bin/python bench/sampler.py [--requests 10000] [--llama-prompts 2] [--rounds 4] [--max-tokens 32]
+    .venv/bin/python bench/sampler.py [--problems 8] [--max-tokens 64] [--repeats 3] [--slots N] [--only embedded]
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def free_port() -> int:
 
 
 # SmolLM2's end tokens (<|endoftext|>, <|im_end|>) forbidden: every request generates exactly
-# max_tokens, so all clients do identical work and only the client differs.
+# max_tokens, so every server does identical work and only the server differs.
 NO_EOS = {"logit_bias": {"0": -100, "2": -100}}
 
 
@@ -98,64 +99,98 @@ def _problems(k: int, offset: int = 0):
                     answer=str(2 * i + 34)) for i in range(offset, offset + k)]
 
 
-def bench_llama(prompts: int, max_tokens: int, rounds: int) -> None:
-    """The three clients take turns (`rounds` times) so that load from other work on the machine
-    falls on all of them alike; each figure is total tokens over total time. The server runs one
-    thread: llama.cpp's thread barriers stall badly on oversubscribed cores (we measured single
-    requests taking 1 s or 26 s depending on what else ran), one thread keeps the figures comparable."""
-    import httpx
+class PythonLlamaServer:
+    """Yesterday's embedded teacher server, the baseline: `python -m llama_cpp.server` (llama-cpp-python's
+    OpenAI-compatible server, one request at a time, no prompt reuse between requests)."""
 
-    from distill.assets import embedded_gguf
+    def __init__(self, gguf: Path, alias: str, n_ctx: int, n_threads: int, log_path: Path):
+        self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
+                    "--host", "127.0.0.1", "--port", str(free_port()), "--n_ctx", str(n_ctx),
+                    "--n_threads", str(n_threads),
+                    "--interrupt_requests", "False"]  # streamed requests queue instead of cutting off the one streaming
+        self.url = f"http://127.0.0.1:{self.cmd[self.cmd.index('--port') + 1]}/v1"
+        self.log_path = log_path
+
+    def __enter__(self):
+        import httpx
+
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        for _ in range(600):
+            try:
+                if httpx.get(self.url + "/models", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.5)
+        raise RuntimeError(f"llama_cpp.server did not start; see {self.log_path}")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, threads: int | None) -> None:
+    """The embedded teacher as `make student` runs it (recipes/smol.yaml: system line, its worked examples,
+    n samples per problem, the sampler) on three servers, interleaved `repeats` times so load from other
+    work on the machine falls on all alike: `llama_cpp.server` (yesterday's path, one request at a time),
+    llama-server with 1 slot (prompt cache only) and with `slots` slots (continuous batching, the shared
+    prefix computed once). The llama-server runs include starting the server; the baseline's does not."""
+    from distill.problems.bundled import load_split
+    from distill.recipe import load_recipe
     from distill.sample import sampler as sample
-    from distill.sample.prompts import teacher_messages
-    from distill.sample.teacher.llamacpp import LlamaCppServer
 
-    totals = {k: [0, 0.0] for k in ("sequential", "parallel", "sampler")}
-    with tempfile.TemporaryDirectory() as tmp, LlamaCppServer(embedded_gguf("embedded:smollm2-135m-instruct"),
-                                                              "embedded:smollm2-135m-instruct", n_ctx=1024,
-                                                              n_threads=1, log_path=Path(tmp) / "server.log") as server:
-        url = server.url + "/chat/completions"
+    root = Path(__file__).resolve().parents[1]
+    smol = load_recipe(root / "recipes/smol.yaml")
+    probs = load_split(root / smol.problems.path, "train", problems * repeats)
+    threads = threads or os.cpu_count() or 1
+    over = {"sampling": {**smol.sampling.model_dump(), "max_tokens": max_tokens, "extra_body": NO_EOS,
+                         "timeout_s": 600}}
 
-        def body(p, i):
-            return {"model": "m", "messages": teacher_messages(p.problem, None, 1), "max_tokens": max_tokens,
-                    "temperature": 0.7, "top_p": 0.95, "seed": i, **NO_EOS}
+    def recipe(teacher: dict, concurrent: int):
+        from distill.recipe import Recipe
 
-        async def parallel(probs) -> int:
-            import aiohttp
+        data = smol.model_dump(mode="json") | over
+        data["teacher"] = {**data["teacher"], "n_threads": threads, **teacher}
+        data["sampling"] = {**data["sampling"], "max_concurrent": concurrent}
+        return Recipe.model_validate(data)
 
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as s:
-                async def one(i, p):
-                    async with s.post(url, json=body(p, i)) as r:
-                        return (await r.json())["usage"]["completion_tokens"]
-                return sum(await asyncio.gather(*(one(i, p) for i, p in enumerate(probs))))
+    rates: dict[str, list[float]] = {"llama_cpp.server": [], "llama-server, 1 slot": [],
+                                     f"llama-server, {slots} slots": []}
+    reuse = {}
+    gguf = Path(smol.teacher.model) if not smol.teacher.model.startswith("embedded:") else None
+    with tempfile.TemporaryDirectory() as tmp:
+        from distill.assets import embedded_gguf
 
-        with httpx.Client(timeout=300) as c:
-            c.post(url, json=body(_problems(1)[0], 0)).raise_for_status()  # warm-up: model paged in
-            for r in range(rounds):
-                probs = _problems(prompts, offset=r * prompts)
-                t0 = time.perf_counter()
-                tokens = sum(c.post(url, json=body(p, i)).json()["usage"]["completion_tokens"]
-                             for i, p in enumerate(probs))
-                totals["sequential"][0] += tokens
-                totals["sequential"][1] += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                totals["parallel"][0] += asyncio.run(parallel(probs))
-                totals["parallel"][1] += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                summary = sample.run(_recipe(server.url, 4, max_tokens, few_shot=1, extra=NO_EOS), probs,
-                                     Path(tmp) / f"traces{r}.jsonl", show_progress=False)
-                totals["sampler"][1] += time.perf_counter() - t0  # the sampler's whole run, setup included
-                totals["sampler"][0] += summary["completion_tokens"]
-    rate = {k: tok / sec for k, (tok, sec) in totals.items()}
-    n = rounds * prompts
-    print(f"llama.cpp server on loopback (SmolLM2-135M Q4_1), {n} requests x {max_tokens} tokens per client, "
-          f"clients interleaved over {rounds} rounds:")
-    print(f"  plain sequential client   {rate['sequential']:7.1f} completion tokens/s  ({totals['sequential'][0]} tokens)")
-    print(f"  plain parallel client (4) {rate['parallel']:7.1f} completion tokens/s  ({totals['parallel'][0]} tokens;"
-          " the server's own parallel throughput)")
-    print(f"  distill sampler (4)       {rate['sampler']:7.1f} completion tokens/s  ({totals['sampler'][0]} tokens)")
-    print(f"  ratio sampler/sequential {rate['sampler'] / rate['sequential']:.2f}, "
-          f"sampler/server-parallel {rate['sampler'] / rate['parallel']:.2f} (target >= 0.90)")
+        gguf = gguf or embedded_gguf(smol.teacher.model)
+        with PythonLlamaServer(gguf, smol.teacher.model, smol.teacher.n_ctx, threads,
+                               Path(tmp) / "python-server.log") as baseline:
+            runs = {"llama_cpp.server": (recipe({"backend": "openai", "base_urls": [baseline.url]}, 1)),
+                    "llama-server, 1 slot": recipe({}, 1),
+                    f"llama-server, {slots} slots": recipe({}, slots)}
+            sample.run(runs["llama_cpp.server"], probs[:1], Path(tmp) / "warm" / "t.jsonl", show_progress=False)
+            for r in range(repeats):
+                batch = probs[r * problems:(r + 1) * problems]
+                for name, rec in runs.items():
+                    out = Path(tmp) / f"{r}-{len(rates[name])}-{name.replace(' ', '_').replace(',', '')}" / "t.jsonl"
+                    t0 = time.perf_counter()
+                    summary = sample.run(rec, batch, out, show_progress=False)
+                    rates[name].append(summary["completion_tokens"] / (time.perf_counter() - t0))
+                    metrics = out.parent / "teacher-server.json"
+                    if metrics.exists():
+                        reuse[name] = json.loads(metrics.read_text())
+    n = problems * smol.sampling.n
+    print(f"embedded teacher ({smol.teacher.model}, {smol.teacher.few_shot} worked examples + system line), "
+          f"{n} requests ({problems} problems x n={smol.sampling.n}) x {max_tokens} tokens per run, "
+          f"{threads} threads, {repeats} repeats interleaved (completion tokens/s; llama-server runs include "
+          "its start):")
+    base = rates["llama_cpp.server"]
+    for name, values in rates.items():
+        ratios = [v / b for v, b in zip(values, base)]
+        m = reuse.get(name)
+        cache = (f"; prompt tokens computed {m['prompt_tokens_total']:.0f}, reused {m['prompt_tokens_cached_total']:.0f}"
+                 if m else "")
+        print(f"  {name:<24} min {min(values):6.1f}  median {statistics.median(values):6.1f}   "
+              f"x baseline: min {min(ratios):.2f} median {statistics.median(ratios):.2f}{cache}")
 
 
 async def _bare_client(kind: str, url: str, n: int, inflight: int) -> tuple[float, float]:
@@ -227,18 +262,25 @@ def bench_capacity(requests: int, repeats: int = 3, inflight: int = 1000) -> Non
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=10000)
-    ap.add_argument("--llama-prompts", type=int, default=2, help="per client and round")
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--max-tokens", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3, help="client capacity runs per mode")
+    ap.add_argument("--requests", type=int, default=10000, help="client capacity: samples against the instant server")
+    ap.add_argument("--problems", type=int, default=8, help="embedded teacher: problems per run (x the recipe's n)")
+    ap.add_argument("--max-tokens", type=int, default=64, help="embedded teacher: new tokens per request")
+    ap.add_argument("--repeats", type=int, default=3, help="embedded teacher runs per server, client capacity runs per mode")
+    ap.add_argument("--slots", type=int, default=None, help="default: recipes/smol.yaml's sampling.max_concurrent")
+    ap.add_argument("--threads", type=int, default=None, help="server threads (default: all cores)")
+    ap.add_argument("--only", choices=["embedded", "capacity"])
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         return serve_instant(args.serve)
     start, load0 = time.perf_counter(), os.getloadavg()[0]
-    bench_llama(args.llama_prompts, args.max_tokens, args.rounds)
-    bench_capacity(args.requests, args.repeats)
+    if args.only != "capacity":
+        from distill.recipe import load_recipe
+
+        slots = args.slots or load_recipe(Path(__file__).resolve().parents[1] / "recipes/smol.yaml").sampling.max_concurrent
+        bench_embedded(args.problems, args.max_tokens, args.repeats, slots, args.threads)
+    if args.only != "embedded":
+        bench_capacity(args.requests, args.repeats)
     print(f"\n(bench wall time {time.perf_counter() - start:.0f}s; 1-minute load average {load0:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores: other work on the machine shows here)")
 

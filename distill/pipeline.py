@@ -1,10 +1,11 @@
-"""The whole factory: problems -> sample -> filter -> train -> eval -> export.
+"""The whole factory: problems -> sample -> filter -> train -> rounds -> eval -> export.
 
 Each stage records the key of its inputs and settings in `data/runs/<recipe>/stages.json`; a stage
 whose key did not change is skipped on a rerun. Sampling resumes where it stopped and samples only
 what is missing (raising `sampling.n` or the problem set asks for the new samples alone); traces
 made under other teacher settings are moved aside, never deleted, and brought back when those
-settings return. Large files are keyed by cheap fingerprints, never re-read whole.
+settings return. Large files are keyed by cheap fingerprints, never re-read whole. `rounds` (STaR,
+distill/rounds.py) is a no-op for `rounds: 1`; otherwise its last student is the one evaluated and exported.
 
     report = run(load_recipe("recipes/smol.yaml"), from_stage=None, to_stage=None)
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from distill import report
+from distill import report, rounds
 from distill.errors import DistillError
 from distill.evaluate import harness as evaluate
 from distill.export import gguf as export
@@ -44,7 +46,7 @@ from distill.train import sft as train
 from distill.train.checkpoints import run_key as train_key
 from distill.train.templates import chat_template
 
-STAGES = ["problems", "sample", "filter", "train", "eval", "export"]
+STAGES = ["problems", "sample", "filter", "train", "rounds", "eval", "export"]
 console = Console()
 
 
@@ -182,6 +184,20 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     # The checkpoints' own key: logging or saving cadence does not make a new student.
     stage("train", train_key(recipe, accepted) if accepted.exists() else key_of("missing"), do_train)
 
+    def do_rounds():
+        previous = r.ledger.get("rounds", {}).get("key")
+        if previous != keys["rounds"]:  # another first student or other settings: its rounds are stale
+            shutil.rmtree(r.path("rounds"), ignore_errors=True)
+        r.ledger["rounds"] = {"key": keys["rounds"], "done": False}
+        write_json(r.ledger_path, r.ledger)
+        rows = rounds.run(recipe, r.dir, _round_problems(recipe, problems_path),
+                          load_eval_problems(recipe.eval.problems, recipe.eval.split, recipe.eval.limit))
+        return {"rounds": recipe.rounds.count, "trained_on": [row["trained_on"] for row in rows]}
+
+    stage("rounds", key_of(recipe.resolved()["rounds"], keys["train"], recipe.resolved()["sampling"],
+                           recipe.resolved()["filter"], recipe.resolved()["eval"], keys["problems"]), do_rounds)
+    final_student = rounds.student_of(r.dir, recipe.rounds.count)  # what eval and export take
+
     # The student's tokenizer is read only when eval is in range: `distill sample` must not need it.
     template = chat_template(_style(recipe), recipe.student.prefill_think) if STAGES.index("eval") <= last else None
 
@@ -210,7 +226,7 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
                     results["base" + tag] = evaluate.run(backend, probs, e, out, label="base" + tag)
                     write_json(out.with_suffix(".summary.json"), {**results["base" + tag], "key": base_key})
         budgets_path = r.path("eval/budgets.json")
-        with open_backend(str(student_dir), e, stop_token=stop) as backend:
+        with open_backend(str(final_student), e, stop_token=stop) as backend:
             for tag, probs in suites:
                 results["student" + tag] = evaluate.run(backend, probs, e, r.path(f"eval/student{tag}.jsonl"),
                                                         label="student" + tag)
@@ -224,7 +240,7 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
         report.build(r.dir, export_dir)  # figures exist before export, whose model card links them
         return {"base": results["base"]["pass@1"], "student": results["student"]["pass@1"]}
 
-    stage("eval", key_of(recipe.resolved()["eval"], keys["train"], template), do_eval)
+    stage("eval", key_of(recipe.resolved()["eval"], keys["rounds"], template), do_eval)
 
     def do_export():
         from distill.assets import is_embedded
@@ -244,7 +260,7 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
         # traces for the importance matrix (enough text for its chunks, at ~8 characters a token).
         window = x.kld_ctx or min(recipe.train.max_length, 4096)
         rejected = heldout.rejected_pairs(filter_dir / "rejected.jsonl", max_chars=8 * window * x.imatrix_chunks)
-        manifest = export.run(student_dir, export_dir, recipe.export_name, x, base_model=base, recipe_name=recipe.name,
+        manifest = export.run(final_student, export_dir, recipe.export_name, x, base_model=base, recipe_name=recipe.name,
                               recipe_sha256=recipe.sha256(), stop_token=_stop(recipe),
                               datasets=[*_problem_datasets(recipe), f"traces from {recipe.teacher.model}"],
                               heldout=heldout.eval_pairs(r.path("eval/student.jsonl"), eval_split),
@@ -257,7 +273,7 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
                           f"same top-1 {f['top1_agreement']:.1%}, pass@1 {f.get('pass@1')}, {f['tokens_per_s']} tok/s")
         return {"files": [f["file"] for f in manifest["files"]]}
 
-    stage("export", key_of(recipe.resolved()["export"], keys["train"], recipe.sha256(),
+    stage("export", key_of(recipe.resolved()["export"], keys["rounds"], recipe.sha256(),
                            fingerprint(r.path("eval/student.jsonl")),
                            fingerprint(filter_dir / "rejected.jsonl")), do_export)
 
@@ -265,6 +281,15 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
     report_path = report.build(r.dir, export_dir)
     _print_summary(recipe, ledger, ran, export_dir, report_path)
     return ledger
+
+
+def _round_problems(recipe: Recipe, problems_path: Path) -> list:
+    """The train problems a STaR round's student answers: the teacher's (the problems stage's file), or
+    the first `rounds.limit` of the same `problems` section (a student answers far more cheaply)."""
+    if not recipe.rounds.limit:
+        return load_problems(problems_path)
+    wider = recipe.problems.model_copy(update={"limit": recipe.rounds.limit})
+    return build_problems(wider, problem_checks(recipe))[0]
 
 
 def _problem_datasets(recipe: Recipe) -> list[str]:

@@ -48,7 +48,7 @@ class TeacherCfg(Section):
     base_urls: list[str] = []  # openai: one or more `http://host:port/v1`, load-balanced
     api_key_env: str | None = None  # name of the env var holding the key (never the key itself)
     system_prompt: str | None = None
-    few_shot: int = Field(0, ge=0, le=4)  # worked examples put before each problem
+    few_shot: int = Field(0, ge=0, le=8)  # worked examples put before each problem (distill.sample.prompts has 8)
     n_ctx: int = Field(2048, ge=256)  # llamacpp: context window
     n_threads: int | None = Field(None, ge=1)  # llamacpp/hf: CPU threads (default: all cores)
     in_process: bool = False  # llamacpp: run llama.cpp in this process instead of a loopback server
@@ -430,6 +430,26 @@ class ExportCfg(Section):
         return v
 
 
+class RoundsCfg(Section):
+    """STaR rounds (Zelikman et al. 2022). Round 1 trains the student on the teacher's accepted traces;
+    each later round has the last student sample train problems zero-shot (with `sampling`'s temperature,
+    top_p, max_tokens and max_concurrent), keeps its correct traces with the same filter, and trains the
+    next student from `student.model` on the union of every round's accepted traces (duplicates dropped,
+    the `filter.max_per_problem` shortest per problem). `rounds: 3` is short for `rounds: {count: 3}`."""
+
+    count: int = Field(1, ge=1, le=10)  # 1: the teacher's traces only
+    # Train problems the student samples in each later round: the first `limit` of `problems` (a path's
+    # split, or the weighted mixture with this total; None: the teacher's). A student answers far more
+    # cheaply than a few-shot teacher.
+    limit: int | None = Field(None, ge=1)
+    n: int | None = Field(None, ge=1)  # samples per problem by the student (None: sampling.n)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_alone(cls, data: Any) -> Any:
+        return {"count": data} if isinstance(data, int) and not isinstance(data, bool) else data
+
+
 class Recipe(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     student: StudentCfg
@@ -438,6 +458,7 @@ class Recipe(Section):
     sampling: SamplingCfg = SamplingCfg()
     filter: FilterCfg = FilterCfg()
     train: TrainCfg = TrainCfg()
+    rounds: RoundsCfg = RoundsCfg()
     eval: EvalCfg
     export: ExportCfg = ExportCfg()
 
@@ -464,6 +485,10 @@ class Recipe(Section):
         if cap and self.teacher.backend != "dataset" and self.sampling.max_tokens > cap:
             problems.append(f"sampling.max_tokens {self.sampling.max_tokens} exceeds filter.max_length {cap}: "
                             "tokens past what the filter keeps are paid for and thrown away; lower sampling.max_tokens")
+        if self.rounds.limit and self.problems.sources and self.problems.limit is None:
+            problems.append("rounds.limit takes the first N problems of the mixture, whose total is shared out by "
+                            "source weights: give each source a `weight` and set problems.limit, or drop rounds.limit "
+                            "(later rounds then answer the teacher's problems)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -88,7 +88,7 @@ def plot_accuracy(rows: list[dict]):
     if not rows:
         return None
     fig, ax = _figure(max(5.0, 1.1 * len(rows) + 2), 3.6)
-    colors = [GREY if r["stage"] == "base" else ORANGE if r["stage"] == "student" else BLUE for r in rows]
+    colors = [GREY if r["stage"] == "base" else ORANGE if r["stage"] in ("student", "round") else BLUE for r in rows]
     errors = [100 * (r.get("pass@1_se") or 0) for r in rows]
     bars = ax.bar([r["label"] for r in rows], [100 * r["pass@1"] for r in rows], color=colors,
                   yerr=errors if any(errors) else None, capsize=4, ecolor="#333333")
@@ -157,6 +157,14 @@ def _blocks(d: RunData, drawn: dict[str, Path]) -> list[tuple]:
                  [[r["stage"], r["label"], r.get("problems", ""), _pm(r.get("pass@1"), r.get("pass@1_se")),
                    _pct(r.get("truncation_rate")), _pct(r.get("closed_think_rate")),
                    r.get("mean_completion_tokens", ""), _num(r.get("mean_thinking_tokens"))] for r in rows])]
+    if d.rounds:
+        def _round_eval(row):  # the last round's student is the run's own student
+            return row.get("eval") or (d.results.get("student") if row is d.rounds[-1] else None) or {}
+        out += [("h2", "STaR rounds"),
+                ("table", ["round", "new traces from", "new traces accepted", "trained on", "pass@1"],
+                 [[row["round"], row.get("new_traces_from", ""), row.get("accepted", row["trained_on"]),
+                   row["trained_on"], _pm(_round_eval(row).get("pass@1"), _round_eval(row).get("pass@1_se"))]
+                  for row in d.rounds])]
     sections = {"funnel": "Funnel", "lengths": "Trace lengths", "loss": "Training loss",
                 "accuracy": "Accuracy by stage (figure)", "budget": "Inference-time scaling", "time": "Time per stage"}
     for name, title in sections.items():

@@ -42,6 +42,7 @@ class RunData:
         self.results: dict = _json(self.dir / "eval" / "results.json") or {}
         self.budgets: dict | None = _json(self.dir / "eval" / "budgets.json")
         self.manifest: dict | None = _json(self.export_dir / "manifest.json")
+        self.rounds: list[dict] = _json(self.dir / "rounds.json") or []  # STaR rounds, one row per student
         sample = _json(self.dir / "sample_summary.json") or {}
         if "cost_usd" in sample and isinstance(self.stages.get("sample"), dict):
             self.stages["sample"].setdefault("cost_usd", sample["cost_usd"])
@@ -73,13 +74,17 @@ class RunData:
 
 
 def accuracy_rows(d: RunData) -> list[dict]:
-    """One row per evaluated model: base and student (eval split, then each benchmark), then each
-    exported quant whose manifest entry carries a measured pass@1; `pass@1_se` is its standard error."""
+    """One row per evaluated model: base, the student of each STaR round but the last, and the student
+    (eval split, then each benchmark), then each exported quant whose manifest entry carries a measured
+    pass@1; `pass@1_se` is its standard error."""
     rows = []
     for label, res in d.results.items():
         if isinstance(res, dict) and "pass@1" in res:
             stage = label.split("@", 1)[0]
-            rows.append({"stage": stage, "label": label, **{k: v for k, v in res.items() if k != "model"}})
+            if label == "student":
+                rows += round_rows(d)
+            rows.append({"stage": stage, "label": f"student (round {len(d.rounds)})" if label == "student"
+                         and d.rounds else label, **{k: v for k, v in res.items() if k != "model"}})
     for entry in (d.manifest or {}).get("files", []):
         if entry.get("pass@1") is not None:
             rows.append({"stage": "quant", "label": entry.get("quant") or entry.get("file"),
@@ -90,3 +95,9 @@ def accuracy_rows(d: RunData) -> list[dict]:
                          "closed_think_rate": entry.get("closed_think_rate"),
                          "mean_completion_tokens": entry.get("mean_completion_tokens", "")})
     return rows
+
+
+def round_rows(d: RunData) -> list[dict]:
+    """The students of STaR rounds before the last, on the eval split (the last is the eval stage's)."""
+    return [{"stage": "round", "label": f"student (round {row['round']})", **row["eval"]}
+            for row in d.rounds if isinstance(row.get("eval"), dict) and "pass@1" in row["eval"]]

@@ -69,11 +69,11 @@ def tiny_qwen2_dir(tmp_path_factory, smol_hf_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def llama_server(smol_gguf, tmp_path_factory):
-    """llama.cpp's OpenAI-compatible server on 127.0.0.1 serving the embedded SmolLM2."""
-    from distill.sample.teacher.llamacpp import LlamaCppServer
+    """llama.cpp's own OpenAI-compatible server (llama-server) on 127.0.0.1 serving the embedded SmolLM2."""
+    from distill.llamacpp import LlamaServer
 
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with LlamaCppServer(smol_gguf, EMBEDDED, n_ctx=1024, n_threads=os.cpu_count(), log_path=log) as server:
+    with LlamaServer(smol_gguf, alias=EMBEDDED, parallel=2, ctx=1024, threads=os.cpu_count(), log_path=log) as server:
         yield server
 
 

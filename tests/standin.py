@@ -27,17 +27,19 @@ class StandInR1:
     (a 400 whose body echoes the Authorization header, as some APIs do), "400" (a content refusal),
     "400ctx" (a prompt over the context, in vLLM's words), "401", "404", "ok".
     `delay_s` slows every answer (a busy teacher); `seen_auth` keeps the Authorization headers;
-    `bodies` the request bodies; `models` are the names /v1/models lists."""
+    `bodies` the request bodies; `models` are the names /v1/models lists; `reasoning` replaces the
+    reasoning text (which by default restates the question)."""
 
     def __init__(self, answers: dict[str, str], faults: list[str] | None = None, reasoning_field: bool = False,
                  hang_s: float = 5.0, delay_s: float = 0.0, retry_after: str = "0.2",
-                 models: list[str] | None = None):
+                 models: list[str] | None = None, reasoning: str | None = None):
         self.answers = answers
         self.faults = deque(faults or [])
         self.reasoning_field = reasoning_field
         self.hang_s = hang_s
         self.delay_s = delay_s
         self.retry_after = retry_after
+        self.reasoning = reasoning  # a fixed reasoning text instead of one that restates the question
         self.requests: Counter = Counter()
         self.seen_auth: list[str] = []
         self.bodies: list[dict] = []
@@ -127,7 +129,7 @@ class StandInR1:
                     time.sleep(outer.delay_s)
                 question = body["messages"][-1]["content"].replace(R1_INSTRUCTION, "").strip()
                 answer = outer.answers.get(question, "0")
-                reasoning = f"The question asks: {question} Working it out step by step gives {answer}."
+                reasoning = outer.reasoning or f"The question asks: {question} Working it out step by step gives {answer}."
                 message = {"role": "assistant"}
                 if outer.reasoning_field:
                     message.update(reasoning_content=reasoning, content=f"The answer is \\boxed{{{answer}}}.")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "distill"
 STAGES = ["sample", "filter", "train", "evaluate", "export", "laptop"]  # pipeline order
-ORCHESTRATORS = {"distill.cli", "distill.__main__", "distill.pipeline"}
+ORCHESTRATORS = {"distill.cli", "distill.__main__", "distill.pipeline", "distill.rounds"}
 
 
 def module_name(path: Path) -> str:

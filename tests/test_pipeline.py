@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import MICRO_RECIPE
 from standin import StandInR1
 
@@ -59,3 +60,61 @@ def test_unreachable_teacher_is_one_clear_error(tmp_path, tiny_llama_dir):
                            "--set", "sampling.max_retries=0"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "samples failed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+STAR_RECIPE = """
+name: star
+student: {{model: {student}}}
+teacher: {{backend: openai, model: stand-in-r1, base_urls: [{url}]}}
+problems: {{path: {problems}, split: train, limit: 2}}
+sampling: {{n: 2, max_tokens: 40, temperature: 0.0, max_concurrent: 4, timeout_s: 60, max_retries: 1}}
+filter: {{decontaminate: []}}
+train: {{mode: full, learning_rate: 1.0e-3, max_steps: {steps}, per_device_train_batch_size: 2, max_length: 64,
+        logging_steps: 5, lr_scheduler_type: constant, eval_fraction: 0}}
+rounds: {{count: 2, limit: 4, n: 1}}
+eval: {{problems: {problems}, split: eval, max_tokens: 40, temperature: 0.0, batch_size: 2}}
+"""
+
+
+@pytest.mark.slow  # two students of 120 steps each: 8 min measured here at load 9 on 2 cores
+def test_two_star_rounds_train_round_2_on_the_union(tmp_path, tiny_llama_dir):
+    """Round 1 learns the teacher's traces for two problems whose answer is 4; served by llama-server,
+    that student then answers 4 (greedily, zero-shot) to the two train problems the teacher never saw,
+    which the filter accepts; round 2 must train on round 1's traces plus those, each once."""
+    from distill.filter.dedup import normalise
+    from distill.records import Problem, Trace, read_records
+
+    questions = ["What is 2 + 2?", "What is 1 + 3?", "What is 3 + 1?", "What is 0 + 4?"]
+    problems = [Problem(id=f"t{i}", problem=q, answer="4", split="train") for i, q in enumerate(questions)]
+    problems += [Problem(id="e0", problem="What is 4 + 0?", answer="4", split="eval"),
+                 Problem(id="e1", problem="What is 5 + 3?", answer="8", split="eval")]
+    write_jsonl(tmp_path / "p.jsonl", problems)
+    # A short fixed reasoning: the 2-layer student learns the whole trace in ~120 steps (loss ~0.2).
+    with StandInR1({p.problem: p.answer for p in problems}, reasoning="four") as server:
+        (tmp_path / "star.yaml").write_text(STAR_RECIPE.format(student=tiny_llama_dir, url=server.url,
+                                                               problems=tmp_path / "p.jsonl", steps=120))
+        ledger = pipeline.run(load_recipe(tmp_path / "star.yaml"), to_stage="eval")
+        assert server.requests["ok"] == 4  # the teacher sampled round 1 only: 2 problems x n=2
+
+    run = tmp_path / "data/runs/star"
+
+    def keys(path):
+        return {(t.problem_id, normalise(t.completion)) for t in read_records(path, Trace)}
+
+    round1, new = keys(run / "filter/accepted.jsonl"), keys(run / "rounds/2/filter/accepted.jsonl")
+    trained = [t for t in read_records(run / "rounds/2/train.jsonl", Trace)]
+    assert {pid for pid, _ in round1} == {"t0", "t1"}
+    assert {"t2", "t3"} <= {pid for pid, _ in new}  # the student's own correct traces, on unseen problems
+    assert {(t.problem_id, normalise(t.completion)) for t in trained} == round1 | new  # the union...
+    assert len(trained) == len(round1 | new)  # ...each trace once
+    summary = json.loads((run / "rounds/2/train_summary.json").read_text())
+    assert summary["data"]["kept"] == len(trained)  # and the round-2 student trained on exactly that
+
+    rows = json.loads((run / "rounds.json").read_text())
+    assert [(r["round"], r["trained_on"]) for r in rows] == [(1, len(round1)), (2, len(trained))]
+    assert rows[0]["eval"]["problems"] == 2 and "pass@1" in rows[0]["eval"]
+    assert ledger["rounds"]["trained_on"] == [len(round1), len(trained)]
+    results = json.loads((run / "eval/results.json").read_text())
+    assert results["student"]["problems"] == 2  # the eval stage scored the last round's student
+    assert (run / "eval/student.source.json").exists() and "rounds/2/student" in (run / "eval/student.source.json").read_text()
+    assert "## STaR rounds" in (run / "report.md").read_text()

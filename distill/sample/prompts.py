@@ -44,6 +44,21 @@ FEW_SHOT = [
     ("Omar has 61 coins and gives away 25. How many coins does Omar have left?",
      "<think>\nOmar gives away 25 of 61 coins: 61 - 25 = 36.\n</think>\n\n"
      "Omar has \\boxed{36} coins left."),
+    # Problems with two or three operations: one worked example for each kind of step a chain needs.
+    ("Nora starts with 25 buttons, finds 9 more, then loses 12. How many buttons are left?",
+     "<think>\nNora finds 9 more: 25 + 9 = 34. Then she loses 12: 34 - 12 = 22.\n</think>\n\n"
+     "There are \\boxed{22} buttons left."),
+    ("Sam has 6 toys and buys 4 packs with 5 toys in each pack. How many toys does Sam have now?",
+     "<think>\n4 packs with 5 toys in each pack is 4 * 5 = 20. With the 6 he has: 6 + 20 = 26.\n</think>\n\n"
+     "Sam has \\boxed{26} toys now."),
+    ("Rosa has 13 buttons and finds 11 more, then shares them equally among 4 friends. "
+     "How many buttons does each friend get?",
+     "<think>\nRosa has 13 + 11 = 24 buttons. Shared equally among 4 friends: 24 / 4 = 6.\n</think>\n\n"
+     "Each friend gets \\boxed{6} buttons."),
+    ("A shop has 70 toys. It sells 12 in the morning and 15 in the afternoon, then gets 20 more. "
+     "How many toys does the shop have now?",
+     "<think>\nThe shop sells 12 + 15 = 27 toys: 70 - 27 = 43. Then it gets 20 more: 43 + 20 = 63.\n</think>\n\n"
+     "The shop has \\boxed{63} toys now."),
 ]
 
 DEFAULT_SYSTEM = (

@@ -77,6 +77,11 @@ class Endpoint:
 
 
 class OpenAITeacher(Teacher):
+    # Reuse connections between requests. llama-server (as the pinned llama-cpp-python sdist builds it) breaks a
+    # kept-alive connection after a streamed answer: the next request on it fails with "Can not write
+    # request body" (tests/sample/test_teacher_llamacpp.py); its teacher opens one per request instead.
+    keep_alive = True
+
     def __init__(self, model: str, base_urls: list[str], api_key_env: str | None = None):
         self.name = model
         self.model = model
@@ -133,7 +138,8 @@ class OpenAITeacher(Teacher):
 
         self._timeout_s = timeout_s
         # limit_per_host=0: several servers may share a host (one per GPU on different ports).
-        connector = aiohttp.TCPConnector(limit=max_concurrent, limit_per_host=0, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=max_concurrent, limit_per_host=0, ttl_dns_cache=300,
+                                         force_close=not self.keep_alive)
         self._session = aiohttp.ClientSession(connector=connector)
 
     async def close(self) -> None:

@@ -1,0 +1,41 @@
+"""An HF folder served by llama-server for evaluation and STaR sampling: converted once (reused while
+the folder and template are unchanged), rendered with the template asked for, answering in parallel."""
+
+import httpx
+
+from distill.evaluate import harness as evaluate
+from distill.export.served import gguf_of, served
+from distill.r1 import student_messages
+from distill.recipe import EvalCfg
+from distill.records import Problem
+from distill.train.templates import chat_template
+
+PROBLEMS = [Problem(id=f"p{i}", problem=f"What is {i} + 2?", answer=str(i + 2)) for i in range(3)]
+
+
+def test_served_folder_renders_the_given_template_and_evaluates(tiny_llama_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    template = chat_template("chatml", prefill_think=True)
+    cfg = EvalCfg(problems="p.jsonl", n=2, temperature=0.0, max_tokens=6, batch_size=3)
+    with served(tiny_llama_dir, tmp_path / "m.gguf", cfg, parallel=3, chat_template=template) as (server, backend):
+        assert httpx.get(server.base + "/props", timeout=10).json()["total_slots"] == 3
+        # The GGUF carries the template we gave, not the folder's own: it renders as the HF tokenizer does.
+        conversation = student_messages("What is 1 + 2?")
+        rendered = httpx.post(server.base + "/apply-template", json={"messages": conversation}, timeout=10).json()
+        tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+        tok.chat_template = template
+        assert rendered["prompt"] == tok.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        assert rendered["prompt"].endswith("<think>\n")
+        result = evaluate.run(backend, PROBLEMS, cfg, tmp_path / "eval.jsonl", show_progress=False)
+    assert result["problems"] == 3 and result["mean_completion_tokens"] > 0
+    assert len((tmp_path / "eval.jsonl").read_text().splitlines()) == 6
+
+
+def test_conversion_is_reused_until_the_folder_or_template_changes(tiny_llama_dir, tmp_path):
+    gguf = gguf_of(tiny_llama_dir, tmp_path / "m.gguf")
+    made = gguf.stat().st_mtime_ns
+    assert gguf_of(tiny_llama_dir, tmp_path / "m.gguf").stat().st_mtime_ns == made  # same folder: not redone
+    gguf_of(tiny_llama_dir, tmp_path / "m.gguf", chat_template("chatml", prefill_think=False))
+    assert gguf.stat().st_mtime_ns != made  # another template: converted again
+    assert not list(tmp_path.glob("*.src"))  # the staged folder with the template is gone
