@@ -50,4 +50,4 @@ def test_report_shows_accuracy_per_round(tmp_path):
     text = report.build(run).read_text()
     section = text.split("## STaR rounds", 1)[1].split("##", 1)[0]
     assert "| 1 | teacher | 5 | 5 | 30.0% |" in section
-    assert "| 2 | student of round 1 | 9 | 12 | 45.0% |" in section
+    assert "| 2 | student of round 1 | 9 | 12 | 45.0% ± 7.9% |" in section  # the run's student, with its SE
