@@ -329,6 +329,11 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def short_sha(path: str | Path) -> str:
+    """The first 16 hex digits of `sha256_file`: a content key for caches and stage keys."""
+    return sha256_file(path)[:16]
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

@@ -41,6 +41,18 @@ def _run(cmd: list[str], what: str, timeout_s: float | None = None) -> str:
     return log
 
 
+def _run_into(cmd: list[str], what: str, part: Path, dst: Path) -> str:
+    """`_run` a tool that writes `part`, then move it to `dst`: a failed or killed run leaves no file
+    that a rerun would take for finished."""
+    try:
+        log = _run(cmd, what)
+    except DistillError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dst)
+    return log
+
+
 def imatrix(f16: Path, text_file: Path, out: Path, ctx: int, chunks: int, gpu_layers: int | None = None,
             threads: int | None = None) -> dict:
     """llama-imatrix over `text_file` (special tokens parsed: the chat template's own tokens) into `out`."""
@@ -50,12 +62,7 @@ def imatrix(f16: Path, text_file: Path, out: Path, ctx: int, chunks: int, gpu_la
            "--no-ppl"]
     if gpu_layers:
         cmd += ["-ngl", str(gpu_layers)]
-    try:
-        log = _run(cmd, f"llama-imatrix on {f16.name}")
-    except DistillError:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, out)
+    log = _run_into(cmd, f"llama-imatrix on {f16.name}", part, out)
     m = re.search(r"computing over (\d+) chunks", log)
     return {"file": out.name, "chunks": int(m.group(1)) if m else None, "ctx": ctx}
 
@@ -68,12 +75,7 @@ def quantize(src: Path, dst: Path, quant: str, imatrix: Path | None = None, thre
     part = Path(dst).with_suffix(".gguf.part")
     cmd = [str(tool("llama-quantize"))] + (["--imatrix", str(imatrix)] if imatrix else [])
     cmd += [str(src), str(part), quant, str(threads or os.cpu_count() or 1)]
-    try:
-        log = _run(cmd, f"llama-quantize {Path(src).name} to {quant}")
-    except DistillError:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, dst)
+    log = _run_into(cmd, f"llama-quantize {Path(src).name} to {quant}", part, Path(dst))
     return {"fallback": parse_fallbacks(log), "imatrix": imatrix is not None, **tensor_census(dst)}
 
 

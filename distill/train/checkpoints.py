@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from distill.recipe import Recipe
-from distill.records import read_json, write_json
+from distill.records import read_json, short_sha, write_json
 
 # Settings that say how a run is watched and saved, not what it learns: changing them keeps resuming.
 BOOKKEEPING = {"logging_steps", "save_steps", "save_total_limit", "report_to", "dataset_num_proc", "ddp_timeout",
@@ -25,19 +25,11 @@ BOOKKEEPING = {"logging_steps", "save_steps", "save_total_limit", "report_to", "
 KEY_FILE = "run_key.json"
 
 
-def file_sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def run_key(recipe: Recipe, accepted: Path) -> str:
     """What made a training run: student, the learning settings and the exact traces."""
     resolved = recipe.resolved()
     train = {k: v for k, v in resolved["train"].items() if k not in BOOKKEEPING}
-    parts = [resolved["student"], train, file_sha(Path(accepted))]
+    parts = [resolved["student"], train, short_sha(Path(accepted))]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from distill.errors import DistillError
 from distill.r1 import THINK_CLOSE, THINK_OPEN, split_r1
 from distill.recipe import Recipe
-from distill.records import BadLine, Trace, read_records, write_json
+from distill.records import BadLine, Trace, read_records, short_sha, write_json
 from distill.sample import prompts
 from distill.sample.prompts import student_messages
 
@@ -58,14 +58,6 @@ def tokenizer_fingerprint(tok) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
-def file_fingerprint(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 @dataclass
 class TrainData:
     train: object  # datasets.Dataset with input_ids and assistant_masks
@@ -77,7 +69,7 @@ class TrainData:
 def cache_key(tok, accepted: Path, max_length: int, eval_fraction: float, assistant_only: bool) -> str:
     # The student's prompts are code (distill/sample/prompts.py): a changed prompt is a new cache.
     prompt_code = hashlib.sha256(Path(prompts.__file__).read_bytes()).hexdigest()[:16]
-    parts = [CACHE_VERSION, tokenizer_fingerprint(tok), file_fingerprint(accepted), max_length, eval_fraction,
+    parts = [CACHE_VERSION, tokenizer_fingerprint(tok), short_sha(accepted), max_length, eval_fraction,
              assistant_only, prompt_code]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
