@@ -11,30 +11,16 @@ same server: hundreds of problems at once instead of one sequence at a time.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
 from distill.errors import DistillError
 from distill.evaluate.endpoint import EndpointBackend
-from distill.export.gguf import convert
+from distill.hf_to_gguf import chat_template_of, convert
 from distill.llamacpp import LlamaServer
 from distill.recipe import EvalCfg
 from distill.records import write_json
-
-
-def with_template(model_dir: Path, template: str, dest: Path) -> Path:
-    """`model_dir` seen with another chat template (symlinks, a rewritten tokenizer_config.json): how a
-    base model is served with the student's template, as the HF eval backend renders it."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in Path(model_dir).iterdir():
-        if f.is_file() and f.name not in ("tokenizer_config.json", "chat_template.jinja") and \
-                not (dest / f.name).exists():
-            os.symlink(f.resolve(), dest / f.name)
-    cfg_path = Path(model_dir) / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
-    write_json(dest / "tokenizer_config.json", {**cfg, "chat_template": template})
-    return dest
+from distill.train.templates import inference_template
 
 
 def gguf_of(model_dir: Path, gguf: Path, chat_template: str | None = None) -> Path:
@@ -46,14 +32,9 @@ def gguf_of(model_dir: Path, gguf: Path, chat_template: str | None = None) -> Pa
     if gguf.exists() and stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
         return gguf
     gguf.parent.mkdir(parents=True, exist_ok=True)
-    source = with_template(model_dir, chat_template, gguf.parent / (gguf.stem + ".src")) if chat_template else model_dir
-    try:
-        convert(source, gguf, {"general.name": gguf.stem})
-    finally:
-        if chat_template:
-            import shutil
-
-            shutil.rmtree(source, ignore_errors=True)
+    # The converter embeds the template asked for (else the folder's own), without training-only markers.
+    template = chat_template or chat_template_of(model_dir)
+    convert(model_dir, gguf, {"general.name": gguf.stem}, chat_template=inference_template(template) if template else None)
     write_json(stamp_path, stamp)
     return gguf
 
