@@ -98,6 +98,17 @@ def popen_tied(cmd: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", _DIE_WITH_PARENT, *cmd], **kwargs)
 
 
+def omp_spin(environ) -> dict[str, str]:
+    """OpenMP's wait between llama.cpp's per-operation barriers, unless the caller chose one: a short
+    spin, then sleep. Measured here (2 threads, 1 slot, tokens/s idle / with 4 busy processes on the
+    2 cores): OMP_WAIT_POLICY=PASSIVE 39 / 14.5 (a futex wake-up at every barrier), libgomp's default
+    spin 78 / 4.6 (a spinning worker takes the core the other thread needs), GOMP_SPINCOUNT=1000
+    74 / 13.6."""
+    if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+        return {}
+    return {"GOMP_SPINCOUNT": "1000"}
+
+
 class LlamaServer:
     """llama.cpp's `llama-server` as a child process on 127.0.0.1: `parallel` slots with continuous
     batching, each holding `ctx` tokens, prompt caching on (a shared system/few-shot prefix is computed
@@ -133,6 +144,11 @@ class LlamaServer:
                "-t", str(self.threads), "-tb", str(self.threads), "--no-webui"]
         if self.gpu_layers is not None:
             cmd += ["-ngl", str(self.gpu_layers)]
+        if not self.gpu_layers:
+            # On CPU, ggml's flash-attention kernel (llama-server's `auto` picks it) is the slower path:
+            # measured here, 16 slots sharing a ~850-token prefix, 64 x 64 new tokens: 113 tokens/s with
+            # it, 128-144 without.
+            cmd += ["-fa", "off"]
         return cmd + self.extra_args
 
     def __enter__(self) -> LlamaServer:
@@ -141,10 +157,7 @@ class LlamaServer:
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path or os.devnull, "ab")
-        # OpenMP threads sleep between decode steps instead of spinning: on a busy machine a spinning
-        # worker takes the core the server's own thread needs (measured here, 2 threads, 1 slot, load ~11
-        # on 2 cores: 1.2 tokens/s spinning, 18.6 passive); on an idle machine it costs one wake-up a step.
-        env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+        env = {**os.environ, **omp_spin(os.environ)}
         self.proc = popen_tied(self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + self.start_timeout_s

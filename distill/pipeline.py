@@ -231,8 +231,10 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
                 results["student" + tag] = evaluate.run(backend, probs, e, r.path(f"eval/student{tag}.jsonl"),
                                                         label="student" + tag)
             if e.think_budgets:
-                console.print(f"thinking budgets {e.think_budgets} (budget forcing) on the eval split")
-                evaluate.budget_curve(backend, suites[0][1], e, e.think_budgets, r.path("eval"), label="student")
+                curve_problems = suites[0][1][: e.budget_limit]
+                console.print(f"thinking budgets {e.think_budgets} (budget forcing) on {len(curve_problems)} "
+                              "problems of the eval split")
+                evaluate.budget_curve(backend, curve_problems, e, e.think_budgets, r.path("eval"), label="student")
             else:
                 budgets_path.unlink(missing_ok=True)  # a curve from older settings would mislead
         ordered = {k: results[k] for k in ["base" + t for t, _ in suites] + ["student" + t for t, _ in suites]}

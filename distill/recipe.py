@@ -49,6 +49,9 @@ class TeacherCfg(Section):
     api_key_env: str | None = None  # name of the env var holding the key (never the key itself)
     system_prompt: str | None = None
     few_shot: int = Field(0, ge=0, le=8)  # worked examples put before each problem (distill.sample.prompts has 8)
+    # Then the one of them nearest the problem (most words in common) once more, just before it: a small
+    # teacher copies the last example's steps. The examples before it stay one prefix that servers cache.
+    few_shot_nearest: bool = False
     n_ctx: int = Field(2048, ge=256)  # llamacpp: context window
     n_threads: int | None = Field(None, ge=1)  # llamacpp/hf: CPU threads (default: all cores)
     in_process: bool = False  # llamacpp: run llama.cpp in this process instead of a loopback server
@@ -331,6 +334,7 @@ class EvalCfg(Section):
     # Inference-time scaling: pass@1 and mean thinking tokens of the student with its thinking
     # cut at each budget (budget forcing: "\n</think>\n\n" is appended, then it answers).
     think_budgets: list[int] = []
+    budget_limit: int | None = Field(None, ge=1)  # the curve on the first N eval problems (None: all of them)
     answer_tokens: int = Field(256, ge=1)  # tokens for the answer after a forced </think>
     # Tokens per sequence (prompt + completion): llama.cpp's context per slot, vLLM's --max-model-len.
     # None: room for a prompt and the longest generation.

@@ -113,7 +113,8 @@ def plot_budget(curve: dict | None):
     left.set_xticks(budgets, [str(b) for b in budgets])
     left.set_xlabel("thinking budget (tokens)")
     left.set_ylabel("pass@1 (%)")
-    left.set_title(f"accuracy vs thinking budget ({curve.get('model', '')})")
+    on = f", {curve['problems']} problems" if curve.get("problems") else ""
+    left.set_title(f"accuracy vs thinking budget ({curve.get('model', '')}{on})")
     left.grid(alpha=0.3)
     right.plot(budgets, [p.get("mean_thinking_tokens", 0) for p in points], marker="s", color=BLUE,
                label="mean thinking tokens")

@@ -132,6 +132,9 @@ eval:
   max_tokens: 8
   temperature: 0.0
   batch_size: 3
+  think_budgets: [2]
+  budget_limit: 2
+  answer_tokens: 4
 export:
   quants: [Q8_0]
 """

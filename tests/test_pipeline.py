@@ -31,6 +31,8 @@ def test_run_end_to_end_then_skip_unchanged_stages(tmp_path, tiny_llama_dir):
         assert manifest["recipe"]["sha256"] == recipe.sha256()
         results = json.loads((tmp_path / "data/runs/micro/eval/results.json").read_text())
         assert set(results) == {"base", "student"}
+        curve = json.loads((tmp_path / "data/runs/micro/eval/budgets.json").read_text())
+        assert curve["problems"] == 2 and len(curve["points"]) == 1  # eval.budget_limit: 2 of the 3 eval problems
         requests = server.requests["ok"]
 
         again = pipeline.run(load_recipe(tmp_path / "micro.yaml"))

@@ -129,7 +129,7 @@ def budget_curve(model: str | Backend, problems: list[Problem], cfg: EvalCfg, bu
 
     points = _with(model, cfg, chat_template, show_progress, endpoint, work)
     curve = {"model": label or str(getattr(model, "model", model)), "answer_tokens": cfg.answer_tokens,
-             "points": points}
+             "problems": len(problems), "points": points}
     if out_dir:
         write_json(Path(out_dir) / "budgets.json", curve)
     return curve
