@@ -49,9 +49,6 @@ class TeacherCfg(Section):
     api_key_env: str | None = None  # name of the env var holding the key (never the key itself)
     system_prompt: str | None = None
     few_shot: int = Field(0, ge=0, le=8)  # worked examples put before each problem (distill.sample.prompts has 8)
-    # Then the one of them nearest the problem (most words in common) once more, just before it: a small
-    # teacher copies the last example's steps. The examples before it stay one prefix that servers cache.
-    few_shot_nearest: bool = False
     n_ctx: int = Field(2048, ge=256)  # llamacpp: context window
     n_threads: int | None = Field(None, ge=1)  # llamacpp/hf: CPU threads (default: all cores)
     in_process: bool = False  # llamacpp: run llama.cpp in this process instead of a loopback server

@@ -13,7 +13,6 @@ on the defaults, so what it learns and how it is asked stay one thing.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from distill.r1 import R1_INSTRUCTION
@@ -104,27 +103,12 @@ def student_messages(record: Any) -> list[dict]:
     return [{"role": "user", "content": user_prompt(record)}]
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text.lower()))
-
-
-def nearest_example(text: str, examples: list[tuple[str, str]]) -> tuple[str, str]:
-    """The worked example whose question shares the most words with `text` (the first of equals)."""
-    words = _words(text)
-    return max(examples, key=lambda ex: len(words & _words(ex[0])))
-
-
-def teacher_messages(problem: Any, system: str | None = None, few_shot: int = 0, prompts: Any = None,
-                     nearest: bool = False) -> list[dict]:
+def teacher_messages(problem: Any, system: str | None = None, few_shot: int = 0, prompts: Any = None) -> list[dict]:
     """Chat messages for a teacher: optional system line, `few_shot` worked examples (math
-    problems only: the examples are math), with `nearest` the one nearest the problem repeated
-    last, then the problem with its domain's instruction."""
+    problems only: the examples are math), then the problem with its domain's instruction."""
     messages = [{"role": "system", "content": system}] if system else []
-    if (isinstance(problem, str) or problem.domain == "math") and few_shot:
-        examples = FEW_SHOT[:few_shot]
-        if nearest:
-            examples = [*examples, nearest_example(problem if isinstance(problem, str) else problem.problem, examples)]
-        for q, a in examples:
+    if isinstance(problem, str) or problem.domain == "math":
+        for q, a in FEW_SHOT[:few_shot]:
             messages += [{"role": "user", "content": user_prompt(q, prompts)}, {"role": "assistant", "content": a}]
     messages.append({"role": "user", "content": user_prompt(problem, prompts)})
     return messages

@@ -37,7 +37,7 @@ def _sha(obj) -> str:
 def messages_for(problem: Problem, recipe: Recipe) -> list[dict]:
     """The chat messages the teacher gets for `problem` under this recipe."""
     t = recipe.teacher
-    return teacher_messages(problem, t.system_prompt, t.few_shot, recipe.sampling.prompts, t.few_shot_nearest)
+    return teacher_messages(problem, t.system_prompt, t.few_shot, recipe.sampling.prompts)
 
 
 def sampling_params(recipe: Recipe) -> dict:

@@ -51,18 +51,6 @@ def test_worked_examples_go_to_math_problems_only():
     assert [m["role"] for m in teacher_messages(STDIN, system="S", few_shot=2)] == ["system", "user"]
 
 
-def test_nearest_example_is_repeated_last_after_the_shared_prefix():
-    share = Problem(id="d", problem="Ana has 30 stickers and shares them equally among 5 friends. "
-                                    "How many stickers does each friend get?", answer="6")
-    plain, near = teacher_messages(share, "S", 8), teacher_messages(share, "S", 8, nearest=True)
-    assert near[:len(plain) - 1] == plain[:-1]  # the 8 examples stay one prefix a server caches
-    assert near[-1] == plain[-1] and len(near) == len(plain) + 2
-    assert "shares them equally" in near[-3]["content"] and "24 / 4 = 6" in near[-2]["content"]
-    sub = Problem(id="s", problem="Leo has 52 marbles and gives away 17. How many marbles does Leo have left?",
-                  answer="35")
-    assert "gives away 25" in teacher_messages(sub, "S", 8, nearest=True)[-3]["content"]
-
-
 def test_recipe_prompt_keys_are_checked(tmp_path):
     base = ("student: {model: m}\nteacher: {backend: hf, model: m}\nproblems: {path: p.jsonl}\n"
             "eval: {problems: p.jsonl}\n")
