@@ -18,7 +18,8 @@ from pathlib import Path
 from rich.console import Console
 
 from distill.evaluate import harness as evaluate
-from distill.export.served import context_for, served
+from distill.evaluate.backends import context_length
+from distill.evaluate.served import ServedBackend
 from distill.filter import judging as trace_filter
 from distill.filter.dedup import normalise
 from distill.filter.judging import n_tokens
@@ -84,13 +85,16 @@ def one_round(recipe: Recipe, run_dir: Path, r: int, problems: list[Problem], ev
     """Round r >= 2: serve student r-1, evaluate it, let it sample, filter, train student r on the union."""
     d, previous = round_dir(run_dir, r), student_of(run_dir, r - 1)
     s, e = recipe.sampling, recipe.eval
-    alias = f"{recipe.name}-student-round-{r - 1}"
     console.print(f"round {r}: student of round {r - 1} serves {len(eval_problems)} eval problems and samples "
                   f"{len(problems)} train problems x {recipe.rounds.n or s.n}")
-    with served(previous, d / "previous-student.gguf", e, parallel=max(s.max_concurrent, e.batch_size),
-                ctx=context_for(e, s.max_tokens), threads=recipe.teacher.n_threads, alias=alias) as (server, backend):
+    # The eval stage's served backend, with a slot per request either side keeps in flight and room for
+    # the sampler's longest answer too.
+    served = e.model_copy(update={"batch_size": max(s.max_concurrent, e.batch_size),
+                                  "n_ctx": max(context_length(e), 1024 + s.max_tokens)})
+    with ServedBackend(str(previous), served) as backend:
         scored = evaluate.run(backend, eval_problems, e, d / "eval-previous.jsonl", label=f"student round {r - 1}")
-        sampled = sample.run(student_sampling(recipe, server.url, alias), problems, d / "traces.jsonl")
+        sampled = sample.run(student_sampling(recipe, backend.url, backend.served_model), problems,
+                             d / "traces.jsonl")
     sample.check_failures(sampled, recipe.sampling)
     rep = trace_filter.run(d / "traces.jsonl", d / "filter", recipe.filter, progress=False)
     train_set = union([training_set_of(run_dir, r - 1), d / "filter" / "accepted.jsonl"], recipe.filter.max_per_problem)

@@ -74,12 +74,12 @@ filter: {{decontaminate: []}}
 train: {{mode: full, learning_rate: 1.0e-3, max_steps: {steps}, per_device_train_batch_size: 2, max_length: 64,
         logging_steps: 5, lr_scheduler_type: constant, eval_fraction: 0}}
 rounds: {{count: 2, limit: 4, n: 1}}
-eval: {{problems: {problems}, split: eval, max_tokens: 40, temperature: 0.0, batch_size: 2}}
+eval: {{problems: {problems}, split: eval, max_tokens: 40, temperature: 0.0, batch_size: 2, served: true}}
 """
 
 
 @pytest.mark.slow  # two students of 120 steps each: 8 min measured here at load 9 on 2 cores
-def test_two_star_rounds_train_round_2_on_the_union(tmp_path, tiny_llama_dir):
+def test_two_star_rounds_train_round_2_on_the_union(tmp_path, tiny_llama_dir, monkeypatch):
     """Round 1 learns the teacher's traces for two problems whose answer is 4; served by llama-server,
     that student then answers 4 (greedily, zero-shot) to the two train problems the teacher never saw,
     which the filter accepts; round 2 must train on round 1's traces plus those, each once."""
@@ -91,6 +91,7 @@ def test_two_star_rounds_train_round_2_on_the_union(tmp_path, tiny_llama_dir):
     problems += [Problem(id="e0", problem="What is 4 + 0?", answer="4", split="eval"),
                  Problem(id="e1", problem="What is 5 + 3?", answer="8", split="eval")]
     write_jsonl(tmp_path / "p.jsonl", problems)
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))  # where served students are converted
     # A short fixed reasoning: the 2-layer student learns the whole trace in ~120 steps (loss ~0.2).
     with StandInR1({p.problem: p.answer for p in problems}, reasoning="four") as server:
         (tmp_path / "star.yaml").write_text(STAR_RECIPE.format(student=tiny_llama_dir, url=server.url,
@@ -118,5 +119,6 @@ def test_two_star_rounds_train_round_2_on_the_union(tmp_path, tiny_llama_dir):
     assert ledger["rounds"]["trained_on"] == [len(round1), len(trained)]
     results = json.loads((run / "eval/results.json").read_text())
     assert results["student"]["problems"] == 2  # the eval stage scored the last round's student
-    assert (run / "eval/student.source.json").exists() and "rounds/2/student" in (run / "eval/student.source.json").read_text()
+    served = [json.loads(f.read_text())["model_dir"] for f in (tmp_path / "cache/served").glob("*.source.json")]
+    assert any(d.endswith("rounds/2/student") for d in served)  # converted for the eval stage's server
     assert "## STaR rounds" in (run / "report.md").read_text()

@@ -27,6 +27,7 @@ from distill.errors import DistillError
 from distill.evaluate.backends import context_length
 from distill.evaluate.endpoint import EndpointBackend
 from distill.llamacpp import LlamaServer, tool
+from distill.records import write_json
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -128,6 +129,8 @@ def served_gguf(model_dir: str | Path, chat_template: str | None = None) -> Path
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         convert(folder, out, {"general.name": folder.name}, chat_template=template)
+        # What it was made from, beside it (the name carries only a hash of that).
+        write_json(out.with_suffix(".source.json"), {"model_dir": str(folder.resolve()), "template": template})
     return out
 
 
@@ -161,8 +164,12 @@ class ServedBackend(EndpointBackend):
                 gguf, self.prompts = Path(model), GGUFPrompts.load(model, self.chat_template)
             else:  # the HF tokenizer renders and encodes, exactly as the in-process HF backend does
                 gguf, self.prompts = served_gguf(model, self.chat_template), HFPrompts.load(model, self.chat_template)
+            # --reasoning-format none: a chat answer comes back as the model wrote it (STaR rounds sample
+            # through the chat API and parse the R1 form themselves); --cache-ram 0: no host-memory copy of
+            # every finished prompt (eval prompts are all different).
             self.server = LlamaServer(gguf, alias, parallel=cfg.batch_size, ctx=context_length(cfg),
-                                      log_path=log, gpu_layers=gpu_layers(cfg.gpu_layers))
+                                      log_path=log, gpu_layers=gpu_layers(cfg.gpu_layers),
+                                      extra_args=["--reasoning-format", "none", "--cache-ram", "0"])
         self.server.__enter__()
         self.url, self.served_model = self.server.url, self.server.alias
         return super().__enter__()

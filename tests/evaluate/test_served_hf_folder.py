@@ -4,7 +4,7 @@ the folder and template are unchanged), rendered with the template asked for, an
 import httpx
 
 from distill.evaluate import harness as evaluate
-from distill.export.served import gguf_of, served
+from distill.evaluate.served import ServedBackend, served_gguf
 from distill.r1 import student_messages
 from distill.recipe import EvalCfg
 from distill.records import Problem
@@ -13,16 +13,18 @@ from distill.train.templates import chat_template
 PROBLEMS = [Problem(id=f"p{i}", problem=f"What is {i} + 2?", answer=str(i + 2)) for i in range(3)]
 
 
-def test_served_folder_renders_the_given_template_and_evaluates(tiny_llama_dir, tmp_path):
+def test_served_folder_renders_the_given_template_and_evaluates(tiny_llama_dir, tmp_path, monkeypatch):
     from transformers import AutoTokenizer
 
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))
     template = chat_template("chatml", prefill_think=True)
-    cfg = EvalCfg(problems="p.jsonl", n=2, temperature=0.0, max_tokens=6, batch_size=3)
-    with served(tiny_llama_dir, tmp_path / "m.gguf", cfg, parallel=3, chat_template=template) as (server, backend):
-        assert httpx.get(server.base + "/props", timeout=10).json()["total_slots"] == 3
+    cfg = EvalCfg(problems="p.jsonl", n=2, temperature=0.0, max_tokens=6, batch_size=3, served=True)
+    with ServedBackend(str(tiny_llama_dir), cfg, chat_template=template) as backend:
+        base = backend.server.base
+        assert httpx.get(base + "/props", timeout=10).json()["total_slots"] == 3
         # The GGUF carries the template we gave, not the folder's own: it renders as the HF tokenizer does.
         conversation = student_messages("What is 1 + 2?")
-        rendered = httpx.post(server.base + "/apply-template", json={"messages": conversation}, timeout=10).json()
+        rendered = httpx.post(base + "/apply-template", json={"messages": conversation}, timeout=10).json()
         tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
         tok.chat_template = template
         assert rendered["prompt"] == tok.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
@@ -32,10 +34,15 @@ def test_served_folder_renders_the_given_template_and_evaluates(tiny_llama_dir, 
     assert len((tmp_path / "eval.jsonl").read_text().splitlines()) == 6
 
 
-def test_conversion_is_reused_until_the_folder_or_template_changes(tiny_llama_dir, tmp_path):
-    gguf = gguf_of(tiny_llama_dir, tmp_path / "m.gguf")
+def test_conversion_is_reused_until_the_folder_or_template_changes(tiny_llama_dir, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))
+    folder = shutil.copytree(tiny_llama_dir, tmp_path / "model")
+    gguf = served_gguf(folder)
     made = gguf.stat().st_mtime_ns
-    assert gguf_of(tiny_llama_dir, tmp_path / "m.gguf").stat().st_mtime_ns == made  # same folder: not redone
-    gguf_of(tiny_llama_dir, tmp_path / "m.gguf", chat_template("chatml", prefill_think=False))
-    assert gguf.stat().st_mtime_ns != made  # another template: converted again
-    assert not list(tmp_path.glob("*.src"))  # the staged folder with the template is gone
+    assert served_gguf(folder) == gguf and gguf.stat().st_mtime_ns == made  # same folder: not redone
+    other = served_gguf(folder, chat_template("chatml", prefill_think=False))
+    assert other != gguf and other.exists()  # another template: another conversion
+    (folder / "config.json").write_text((folder / "config.json").read_text() + "\n")
+    assert served_gguf(folder) != gguf  # the folder changed: converted again
