@@ -78,7 +78,7 @@ eval: {{problems: {problems}, split: eval, max_tokens: 40, temperature: 0.0, bat
 """
 
 
-@pytest.mark.slow  # two students of 120 steps each: 8 min measured here at load 9 on 2 cores
+# Two students of 120 steps each: 60 s measured here on 2 quiet cores (8 min at load 9).
 def test_two_star_rounds_train_round_2_on_the_union(tmp_path, tiny_llama_dir, monkeypatch):
     """Round 1 learns the teacher's traces for two problems whose answer is 4; served by llama-server,
     that student then answers 4 (greedily, zero-shot) to the two train problems the teacher never saw,
