@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 from conftest import MICRO_RECIPE
 from standin import StandInR1
 
