@@ -191,11 +191,15 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
         r.ledger["rounds"] = {"key": keys["rounds"], "done": False}
         write_json(r.ledger_path, r.ledger)
         rows = rounds.run(recipe, r.dir, _round_problems(recipe, problems_path),
-                          load_eval_problems(recipe.eval.problems, recipe.eval.split, recipe.eval.limit))
+                          load_eval_problems(recipe.eval.problems, recipe.eval.split, recipe.eval.limit), _stop(recipe))
         return {"rounds": recipe.rounds.count, "trained_on": [row["trained_on"] for row in rows]}
 
+    # A round scores its student on the eval split only: the budget curve and benchmarks are the eval stage's,
+    # and changing them must not retrain the rounds' students.
+    round_eval = {k: v for k, v in recipe.resolved()["eval"].items()
+                  if k not in ("think_budgets", "budget_limit", "answer_tokens", "benchmarks")}
     stage("rounds", key_of(recipe.resolved()["rounds"], keys["train"], recipe.resolved()["sampling"],
-                           recipe.resolved()["filter"], recipe.resolved()["eval"], keys["problems"]), do_rounds)
+                           recipe.resolved()["filter"], round_eval, keys["problems"]), do_rounds)
     final_student = rounds.student_of(r.dir, recipe.rounds.count)  # what eval and export take
 
     # The student's tokenizer is read only when eval is in range: `distill sample` must not need it.

@@ -81,8 +81,10 @@ def _count(path: Path) -> int:
     return sum(1 for t in read_records(path, Trace) if not isinstance(t, BadLine)) if path.exists() else 0
 
 
-def one_round(recipe: Recipe, run_dir: Path, r: int, problems: list[Problem], eval_problems: list[Problem]) -> dict:
-    """Round r >= 2: serve student r-1, evaluate it, let it sample, filter, train student r on the union."""
+def one_round(recipe: Recipe, run_dir: Path, r: int, problems: list[Problem], eval_problems: list[Problem],
+              stop_token: str | None = None) -> dict:
+    """Round r >= 2: serve student r-1, evaluate it, let it sample, filter, train student r on the union.
+    `stop_token`: the chat template's turn end, as the eval stage passes it."""
     d, previous = round_dir(run_dir, r), student_of(run_dir, r - 1)
     s, e = recipe.sampling, recipe.eval
     console.print(f"round {r}: student of round {r - 1} serves {len(eval_problems)} eval problems and samples "
@@ -91,7 +93,7 @@ def one_round(recipe: Recipe, run_dir: Path, r: int, problems: list[Problem], ev
     # the sampler's longest answer too.
     served = e.model_copy(update={"batch_size": max(s.max_concurrent, e.batch_size),
                                   "n_ctx": max(context_length(e), 1024 + s.max_tokens)})
-    with ServedBackend(str(previous), served) as backend:
+    with ServedBackend(str(previous), served, stop_token=stop_token) as backend:
         scored = evaluate.run(backend, eval_problems, e, d / "eval-previous.jsonl", label=f"student round {r - 1}")
         sampled = sample.run(student_sampling(recipe, backend.url, backend.served_model), problems,
                              d / "traces.jsonl")
@@ -108,7 +110,8 @@ def one_round(recipe: Recipe, run_dir: Path, r: int, problems: list[Problem], ev
             "tokens_per_s": sampled["completion_tokens_per_s"]}
 
 
-def run(recipe: Recipe, run_dir: Path, problems: list[Problem], eval_problems: list[Problem]) -> list[dict]:
+def run(recipe: Recipe, run_dir: Path, problems: list[Problem], eval_problems: list[Problem],
+        stop_token: str | None = None) -> list[dict]:
     """Rounds 2..rounds.count (a no-op for 1); writes and returns rounds.json: one row per round's student,
     with the traces it trained on and, but for the last (the eval stage's), its eval split score."""
     run_dir = Path(run_dir)
@@ -116,7 +119,7 @@ def run(recipe: Recipe, run_dir: Path, problems: list[Problem], eval_problems: l
     rows = [{"round": 1, "student": str(student_of(run_dir, 1)), "trained_on": _count(training_set_of(run_dir, 1)),
              "new_traces_from": recipe.teacher.model}]
     for r in range(2, recipe.rounds.count + 1):
-        info = one_round(recipe, run_dir, r, problems, eval_problems)
+        info = one_round(recipe, run_dir, r, problems, eval_problems, stop_token)
         rows[-1]["eval"] = {k: v for k, v in info.pop("previous_eval").items() if k != "model"}
         rows.append({"round": r, "student": str(student_of(run_dir, r)), "new_traces_from": f"student of round {r - 1}",
                      **info})

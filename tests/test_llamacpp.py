@@ -33,6 +33,20 @@ def test_missing_tool_says_run_make_setup(monkeypatch, tmp_path):
         tool("llama-server")
 
 
+def test_flash_attention_is_off_only_where_no_layer_can_reach_a_gpu(smol_gguf, monkeypatch):
+    import distill.llamacpp as llamacpp
+
+    def fa(gpu_build: bool, gpu_layers: int | None) -> bool:
+        monkeypatch.setattr(llamacpp, "llama_cpp_has_gpu", lambda: gpu_build)
+        cmd = LlamaServer(smol_gguf, gpu_layers=gpu_layers).command()
+        return "-fa" not in cmd  # `auto`: llama-server picks flash attention itself
+
+    assert not fa(gpu_build=False, gpu_layers=None)  # this machine: CPU, where ggml's FA kernel is slower
+    assert fa(gpu_build=True, gpu_layers=None)  # a GPU build offloads by default: keep FA (laptop serve)
+    assert fa(gpu_build=True, gpu_layers=999)
+    assert not fa(gpu_build=True, gpu_layers=0)  # all layers kept on the CPU
+
+
 def test_server_answers_with_parallel_slots(smol_gguf, tmp_path):
     with LlamaServer(smol_gguf, alias="smol", parallel=2, ctx=512, log_path=tmp_path / "server.log") as server:
         props = httpx.get(server.base + "/props", timeout=10).json()

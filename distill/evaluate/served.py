@@ -19,14 +19,13 @@ import json
 import os
 import sys
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from distill.errors import DistillError
 from distill.evaluate.backends import context_length
 from distill.evaluate.endpoint import EndpointBackend
-from distill.llamacpp import LlamaServer, tool
+from distill.llamacpp import LlamaServer, llama_cpp_has_gpu
 from distill.records import write_json
 
 if TYPE_CHECKING:
@@ -53,20 +52,6 @@ def engine_for(model: str, engine: str = "auto") -> str:
     if engine == "auto":
         return "vllm" if has_vllm and visible_gpus() else "llamacpp"
     return engine
-
-
-@lru_cache(maxsize=1)
-def llama_cpp_has_gpu() -> bool:
-    """Whether llama.cpp was built with CUDA (setup's `cuda` flavour) and sees a device."""
-    import subprocess
-
-    try:
-        out = subprocess.run([str(tool("llama-server")), "--list-devices"], capture_output=True, text=True,
-                             timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return any(line.strip().startswith(("CUDA", "ROCm", "Vulkan", "Metal")) for line in
-               (out.stdout + out.stderr).splitlines())
 
 
 def gpu_layers(setting: int | str | None) -> int | None:
