@@ -78,6 +78,7 @@ def free_port() -> int:
 # SmolLM2's end tokens (<|endoftext|>, <|im_end|>) forbidden: every request generates exactly
 # max_tokens, so every server does identical work and only the server differs.
 NO_EOS = {"logit_bias": {"0": -100, "2": -100}}
+GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 8, "bf16": 30}  # ggml.h, for llama_cpp.server's --type_k
 
 
 def _recipe(url: str, concurrent: int, max_tokens: int, few_shot: int = 0, extra: dict | None = None,
@@ -103,10 +104,10 @@ class PythonLlamaServer:
     """Yesterday's embedded teacher server, the baseline: `python -m llama_cpp.server` (llama-cpp-python's
     OpenAI-compatible server, one request at a time, no prompt reuse between requests)."""
 
-    def __init__(self, gguf: Path, alias: str, n_ctx: int, n_threads: int, log_path: Path):
+    def __init__(self, gguf: Path, alias: str, n_ctx: int, n_threads: int, log_path: Path, type_k: int | None):
         self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
                     "--host", "127.0.0.1", "--port", str(free_port()), "--n_ctx", str(n_ctx),
-                    "--n_threads", str(n_threads),
+                    "--n_threads", str(n_threads), *(["--type_k", str(type_k)] if type_k is not None else []),
                     "--interrupt_requests", "False"]  # streamed requests queue instead of cutting off the one streaming
         self.url = f"http://127.0.0.1:{self.cmd[self.cmd.index('--port') + 1]}/v1"
         self.log_path = log_path
@@ -160,11 +161,17 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
     gguf = Path(smol.teacher.model) if not smol.teacher.model.startswith("embedded:") else None
     with tempfile.TemporaryDirectory() as tmp:
         from distill.assets import embedded_gguf
+        from distill.llamacpp import requantized
 
+        # The baseline serves the very file and K-cache type the teacher's llama-server does.
         gguf = gguf or embedded_gguf(smol.teacher.model)
-        with PythonLlamaServer(gguf, smol.teacher.model, smol.teacher.n_ctx, threads,
-                               Path(tmp) / "python-server.log") as baseline:
-            runs = {"llama_cpp.server": (recipe({"backend": "openai", "base_urls": [baseline.url]}, 1)),
+        gguf = requantized(gguf, smol.teacher.requantize) if smol.teacher.requantize else gguf
+        args = smol.teacher.server_args
+        ctk = args[args.index("-ctk") + 1] if "-ctk" in args[:-1] else None
+        with PythonLlamaServer(gguf, smol.teacher.model, smol.teacher.n_ctx, threads, Path(tmp) / "python-server.log",
+                               GGML_TYPES[ctk] if ctk else None) as baseline:
+            runs = {"llama_cpp.server": recipe({"backend": "openai", "base_urls": [baseline.url], "requantize": None,
+                                                "server_args": []}, 1),
                     "llama-server, 1 slot": recipe({}, 1),
                     f"llama-server, {slots} slots": recipe({}, slots)}
             sample.run(runs["llama_cpp.server"], probs[:1], Path(tmp) / "warm" / "t.jsonl", show_progress=False)
@@ -179,7 +186,8 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
                     if metrics.exists():
                         reuse[name] = json.loads(metrics.read_text())
     n = problems * smol.sampling.n
-    print(f"embedded teacher ({smol.teacher.model}, {smol.teacher.few_shot} worked examples + system line), "
+    print(f"embedded teacher ({smol.teacher.model} as {smol.teacher.requantize or 'shipped'}, server args "
+          f"{smol.teacher.server_args}, {smol.teacher.few_shot} worked examples + system line), "
           f"{n} requests ({problems} problems x n={smol.sampling.n}) x {max_tokens} tokens per run, "
           f"{threads} threads, {repeats} repeats interleaved (completion tokens/s; llama-server runs include "
           "its start):")

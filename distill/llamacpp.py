@@ -3,6 +3,8 @@ in process (llama-cpp-python), rendering its chat template, the quant names llam
 llama.cpp's own tools built from the same source as the wheel (`make setup`, scripts/build_llama_cpp.sh).
 
     tool("llama-imatrix")                         # the binary (a wrapper in .venv/bin that finds its libs)
+    quantize_file(src, dst, "Q8_0")               # llama-quantize through a .part file
+    requantized(Path("x.Q4_1.gguf"), "Q8_0")      # a quantized file converted once, cached
     with LlamaServer(gguf, parallel=8, ctx=4096) as server:   # llama-server on 127.0.0.1, healthy
         server.url                                # "http://127.0.0.1:PORT/v1" (OpenAI-compatible)
 """
@@ -120,6 +122,61 @@ def omp_spin(environ) -> dict[str, str]:
     if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
         return {}
     return {"GOMP_SPINCOUNT": "1000"}
+
+
+def run_tool(cmd: list[str], what: str, timeout_s: float | None = None) -> str:
+    """Run one of llama.cpp's tools; its log, or a DistillError with the log's tail."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise DistillError(f"{what} did not finish within {timeout_s:.0f}s") from None
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise DistillError(f"{what} failed (exit {proc.returncode}):\n{log.strip()[-1200:]}")
+    return log
+
+
+def run_tool_into(cmd: list[str], what: str, part: Path, dst: Path) -> str:
+    """`run_tool` a tool that writes `part`, then move it to `dst`: a failed or killed run leaves no file
+    that a rerun would take for finished."""
+    try:
+        log = run_tool(cmd, what)
+    except DistillError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dst)
+    return log
+
+
+def quantize_file(src: Path, dst: Path, quant: str, imatrix: Path | None = None, threads: int | None = None,
+                  allow_requantize: bool = False) -> str:
+    """llama-quantize `src` into `dst` at `quant` (with an importance matrix if given); its log.
+    `allow_requantize`: `src` may itself be quantized (the result then carries both roundings)."""
+    if quant not in QUANT_TYPES:
+        raise DistillError(f"unknown quant {quant!r}; choose from {sorted(QUANT_TYPES)}")
+    part = Path(dst).with_suffix(".gguf.part")
+    cmd = [str(tool("llama-quantize"))] + (["--imatrix", str(imatrix)] if imatrix else [])
+    cmd += ["--allow-requantize"] if allow_requantize else []
+    cmd += [str(src), str(part), quant, str(threads or os.cpu_count() or 1)]
+    return run_tool_into(cmd, f"llama-quantize {Path(src).name} to {quant}", part, Path(dst))
+
+
+def requantized(gguf: Path, quant: str) -> Path:
+    """`gguf` converted to `quant` once and cached (keyed by the source's path, size and time), for a
+    server whose batched CPU kernels are faster on another type than the file ships in: the embedded
+    teacher ships as Q4_1, and llama.cpp decodes 16 slots of it faster as Q8_0 (bench/sampler.py)."""
+    import hashlib
+
+    from distill.assets import cache_dir
+
+    gguf = Path(gguf).resolve()
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    out = cache_dir() / "served" / f"{gguf.name.removesuffix('.gguf')}-{key}.{quant}.gguf"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        quantize_file(gguf, out, quant, allow_requantize=True)
+    return out
 
 
 class LlamaServer:

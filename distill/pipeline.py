@@ -194,10 +194,10 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
                           load_eval_problems(recipe.eval.problems, recipe.eval.split, recipe.eval.limit), _stop(recipe))
         return {"rounds": recipe.rounds.count, "trained_on": [row["trained_on"] for row in rows]}
 
-    # A round scores its student on the eval split only: the budget curve and benchmarks are the eval stage's,
+    # A round scores its student on the eval split only: the base, budget curve and benchmarks are the eval stage's,
     # and changing them must not retrain the rounds' students.
     round_eval = {k: v for k, v in recipe.resolved()["eval"].items()
-                  if k not in ("think_budgets", "budget_limit", "answer_tokens", "benchmarks")}
+                  if k not in ("think_budgets", "budget_limit", "answer_tokens", "benchmarks", "base_limit")}
     stage("rounds", key_of(recipe.resolved()["rounds"], keys["train"], recipe.resolved()["sampling"],
                            recipe.resolved()["filter"], round_eval, keys["problems"]), do_rounds)
     final_student = rounds.student_of(r.dir, recipe.rounds.count)  # what eval and export take
@@ -227,7 +227,7 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
             with open_backend(recipe.student.model, e, template, stop_token=stop) as backend:
                 for tag, probs, base_key in base_todo:
                     out = r.path(f"eval/base{tag}.jsonl")
-                    results["base" + tag] = evaluate.run(backend, probs, e, out, label="base" + tag)
+                    results["base" + tag] = evaluate.run(backend, probs[: e.base_limit], e, out, label="base" + tag)
                     write_json(out.with_suffix(".summary.json"), {**results["base" + tag], "key": base_key})
         budgets_path = r.path("eval/budgets.json")
         with open_backend(str(final_student), e, stop_token=stop) as backend:

@@ -52,6 +52,10 @@ class TeacherCfg(Section):
     n_ctx: int = Field(2048, ge=256)  # llamacpp: context window
     n_threads: int | None = Field(None, ge=1)  # llamacpp/hf: CPU threads (default: all cores)
     in_process: bool = False  # llamacpp: run llama.cpp in this process instead of a loopback server
+    # llamacpp: serve the GGUF converted to this llama.cpp type (once, cached): llama.cpp's batched CPU
+    # kernels cover Q8_0/Q4_0 but not every type a file may ship in (the embedded teacher's Q4_1).
+    requantize: str | None = None
+    server_args: list[str] = []  # llamacpp: more llama-server arguments, as they are (e.g. [-ctk, q8_0])
     batch_size: int = Field(8, ge=1)  # hf: most requests per generate call
     dataset_layout: Literal["auto", "openr1", "conversations", "openthoughts", "s1k"] = "auto"
     dataset_split: str = "train"  # dataset: hub split (local files are read whole)
@@ -67,6 +71,14 @@ class TeacherCfg(Section):
             raise ValueError("backend `openai` needs `teacher.base_urls` (e.g. [http://127.0.0.1:8000/v1])")
         if self.base_urls and self.backend != "openai":
             raise ValueError(f"`teacher.base_urls` is for backend `openai`, not `{self.backend}`; remove it")
+        from distill.llamacpp import QUANT_TYPES
+
+        if self.requantize is not None and self.requantize not in QUANT_TYPES:
+            raise ValueError(f"`teacher.requantize` {self.requantize!r} is no llama.cpp type; "
+                             f"choose from {sorted(QUANT_TYPES)}")
+        if (self.requantize or self.server_args) and (self.backend != "llamacpp" or self.in_process):
+            raise ValueError("`teacher.requantize` and `teacher.server_args` are for the llama-server teacher "
+                             "(backend `llamacpp`, in_process false)")
         if self.api_key_env is not None and not self.api_key_env.replace("_", "").isalnum():
             raise ValueError("`teacher.api_key_env` is the NAME of an environment variable, not the key")
         return self
@@ -328,6 +340,9 @@ class EvalCfg(Section):
     # Also score the student and base on public benchmarks by name: math500, aime24, aime25,
     # gpqa_diamond, gsm8k; `name@DIR` reads a local copy kept in the hub repo's layout.
     benchmarks: list[str] = []
+    # The base model, the reference the student is compared with, on the first N problems of each of
+    # those sets (None: all of them); its pass@1 carries the wider standard error that implies.
+    base_limit: int | None = Field(None, ge=1)
     # Inference-time scaling: pass@1 and mean thinking tokens of the student with its thinking
     # cut at each budget (budget forcing: "\n</think>\n\n" is appended, then it answers).
     think_budgets: list[int] = []

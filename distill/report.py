@@ -82,6 +82,14 @@ def plot_loss(d: RunData):
     return fig
 
 
+def bar_names(rows: list[dict]) -> list[str]:
+    """Each row's label, and under it how many problems it was scored on where that is fewer than the
+    most any row has (eval.base_limit, export.eval_limit): bars of unequal samples must say so."""
+    counts = [r["problems"] for r in rows if isinstance(r.get("problems"), int)]
+    return [r["label"] + (f"\n{r['problems']} problems" if isinstance(r.get("problems"), int)
+                          and r["problems"] < max(counts) else "") for r in rows]
+
+
 def plot_accuracy(rows: list[dict]):
     """pass@1 per evaluated model with ± one standard error (none drawn where a run saved none)."""
     rows = [r for r in rows if r.get("pass@1") is not None]
@@ -90,7 +98,7 @@ def plot_accuracy(rows: list[dict]):
     fig, ax = _figure(max(5.0, 1.1 * len(rows) + 2), 3.6)
     colors = [GREY if r["stage"] == "base" else ORANGE if r["stage"] in ("student", "round") else BLUE for r in rows]
     errors = [100 * (r.get("pass@1_se") or 0) for r in rows]
-    bars = ax.bar([r["label"] for r in rows], [100 * r["pass@1"] for r in rows], color=colors,
+    bars = ax.bar(bar_names(rows), [100 * r["pass@1"] for r in rows], color=colors,
                   yerr=errors if any(errors) else None, capsize=4, ecolor="#333333")
     ax.bar_label(bars, labels=[_pm(r.get("pass@1"), r.get("pass@1_se")) for r in rows], padding=2, fontsize=8)
     top = max(100 * r["pass@1"] + e for r, e in zip(rows, errors))

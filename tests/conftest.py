@@ -134,6 +134,7 @@ eval:
   batch_size: 3
   think_budgets: [2]
   budget_limit: 2
+  base_limit: 2
   answer_tokens: 4
 export:
   quants: [Q8_0]

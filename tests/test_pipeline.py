@@ -30,6 +30,9 @@ def test_run_end_to_end_then_skip_unchanged_stages(tmp_path, tiny_llama_dir):
         assert manifest["recipe"]["sha256"] == recipe.sha256()
         results = json.loads((tmp_path / "data/runs/micro/eval/results.json").read_text())
         assert set(results) == {"base", "student"}
+        # eval.base_limit: the base on 2 of the 3 eval problems, and the report's table says so.
+        assert (results["base"]["problems"], results["student"]["problems"]) == (2, 3)
+        assert "| base | base | 2 |" in (tmp_path / "data/runs/micro/report.md").read_text()
         curve = json.loads((tmp_path / "data/runs/micro/eval/budgets.json").read_text())
         assert curve["problems"] == 2 and len(curve["points"]) == 1  # eval.budget_limit: 2 of the 3 eval problems
         requests = server.requests["ok"]

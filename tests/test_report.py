@@ -93,6 +93,12 @@ def test_missing_parts_are_left_out_and_stale_figures_removed(run):
     assert "budget.png" not in text and (run / "figures" / "funnel.png").exists()
 
 
+def test_bars_scored_on_fewer_problems_say_how_many():
+    rows = [{"label": "base", "problems": 100}, {"label": "student", "problems": 504},
+            {"label": "Q8_0", "problems": 40}, {"label": "round 1", "problems": ""}]
+    assert report.bar_names(rows) == ["base\n100 problems", "student", "Q8_0\n40 problems", "round 1"]
+
+
 def test_accuracy_rows_take_quants_from_the_export_manifest(run):
     rows = accuracy_rows(RunData(run))
     assert [(r["stage"], r["label"], r["pass@1"]) for r in rows] == [

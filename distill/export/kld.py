@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill.errors import DistillError
-from distill.export.quants import _run
-from distill.llamacpp import tool
+from distill.llamacpp import run_tool, tool
 
 ATTEMPTS = 3
 _NUM = r"(-?(?:[\d.]+(?:e-?\d+)?|nan|inf))"
@@ -79,7 +78,7 @@ class KLDBase:
     def compute(cls, f16: Path, text_file: Path, work_dir: Path, ctx: int, chunks: int,
                 gpu_layers: int | None = None, threads: int | None = None) -> KLDBase:
         base = cls(Path(work_dir) / f"{Path(f16).stem}.kld-base", ctx, chunks, gpu_layers, threads)
-        log = _run(base._cmd(f16) + ["-f", str(text_file), "--chunks", str(chunks),
+        log = run_tool(base._cmd(f16) + ["-f", str(text_file), "--chunks", str(chunks),
                                      "--kl-divergence-base", str(base.path)], f"llama-perplexity on {Path(f16).name}")
         if "you need at least" in log or not base.path.exists():
             raise DistillError(f"the held-out text is too short for chunks of {ctx} tokens:\n{log.strip()[-400:]}")
@@ -101,7 +100,7 @@ class KLDBase:
         """KL divergence, top-1 agreement and perplexity of `gguf` against F16 (see the module docstring)."""
         log = ""
         for _ in range(ATTEMPTS):
-            log = _run(self._cmd(gguf) + ["--kl-divergence-base", str(self.path), "--kl-divergence"],
+            log = run_tool(self._cmd(gguf) + ["--kl-divergence-base", str(self.path), "--kl-divergence"],
                        f"llama-perplexity --kl-divergence on {Path(gguf).name}")
             res = parse_kld(log, self.chunks)
             if res is not None:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 from distill.errors import DistillError
-from distill.llamacpp import QUANT_TYPES, tool
+from distill.llamacpp import quantize_file, run_tool_into, tool
 
 # llama-quant.cpp: "warning: <tensor> - ncols 64 not divisible by 256 (required for type q4_K) -> falling back to q5_0"
 _FALLBACK = re.compile(r"warning:\s+(\S+)\s+- ncols\s+(\d+) not divisible by\s+(\d+) "
@@ -30,29 +29,6 @@ def uses_imatrix(quant: str) -> bool:
     return "_K" in quant or quant.startswith("IQ")
 
 
-def _run(cmd: list[str], what: str, timeout_s: float | None = None) -> str:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise DistillError(f"{what} did not finish within {timeout_s:.0f}s") from None
-    log = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        raise DistillError(f"{what} failed (exit {proc.returncode}):\n{log.strip()[-1200:]}")
-    return log
-
-
-def _run_into(cmd: list[str], what: str, part: Path, dst: Path) -> str:
-    """`_run` a tool that writes `part`, then move it to `dst`: a failed or killed run leaves no file
-    that a rerun would take for finished."""
-    try:
-        log = _run(cmd, what)
-    except DistillError:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, dst)
-    return log
-
-
 def imatrix(f16: Path, text_file: Path, out: Path, ctx: int, chunks: int, gpu_layers: int | None = None,
             threads: int | None = None) -> dict:
     """llama-imatrix over `text_file` (special tokens parsed: the chat template's own tokens) into `out`."""
@@ -62,7 +38,7 @@ def imatrix(f16: Path, text_file: Path, out: Path, ctx: int, chunks: int, gpu_la
            "--no-ppl"]
     if gpu_layers:
         cmd += ["-ngl", str(gpu_layers)]
-    log = _run_into(cmd, f"llama-imatrix on {f16.name}", part, out)
+    log = run_tool_into(cmd, f"llama-imatrix on {f16.name}", part, out)
     m = re.search(r"computing over (\d+) chunks", log)
     return {"file": out.name, "chunks": int(m.group(1)) if m else None, "ctx": ctx}
 
@@ -70,12 +46,7 @@ def imatrix(f16: Path, text_file: Path, out: Path, ctx: int, chunks: int, gpu_la
 def quantize(src: Path, dst: Path, quant: str, imatrix: Path | None = None, threads: int | None = None) -> dict:
     """`src` (F16 GGUF) -> `dst` at `quant` with llama-quantize; returns the tensor-type census and the
     fallbacks llama.cpp logged while quantizing."""
-    if quant not in QUANT_TYPES:
-        raise DistillError(f"unknown quant {quant!r}; choose from {sorted(QUANT_TYPES)}")
-    part = Path(dst).with_suffix(".gguf.part")
-    cmd = [str(tool("llama-quantize"))] + (["--imatrix", str(imatrix)] if imatrix else [])
-    cmd += [str(src), str(part), quant, str(threads or os.cpu_count() or 1)]
-    log = _run_into(cmd, f"llama-quantize {Path(src).name} to {quant}", part, Path(dst))
+    log = quantize_file(src, dst, quant, imatrix, threads)
     return {"fallback": parse_fallbacks(log), "imatrix": imatrix is not None, **tensor_census(dst)}
 
 

@@ -52,7 +52,9 @@ def settings_key(recipe: Recipe) -> str:
     t = recipe.teacher
     if t.backend == "dataset":  # imported traces: the set and how its rows are read
         return _sha(["dataset", t.model, t.dataset_layout, t.dataset_split, t.dataset_config])
-    return _sha(["teacher", t.model, sampling_params(recipe), [messages_for(p, recipe) for p in _PROBES]])
+    # A requantized teacher is another model; server arguments (threads, cache types) are not keyed.
+    model = f"{t.model}@{t.requantize}" if t.requantize else t.model
+    return _sha(["teacher", model, sampling_params(recipe), [messages_for(p, recipe) for p in _PROBES]])
 
 
 def prompt_hash(messages: list[dict]) -> str:

@@ -5,7 +5,9 @@ import asyncio
 import json
 
 import httpx
+import pytest
 
+from distill.errors import DistillError
 from distill.recipe import load_recipe
 from distill.records import Problem, Trace, read_records
 from distill.sample import sampler as sample
@@ -75,3 +77,58 @@ def test_server_metrics_parses_prometheus_lines():
     text = ("# HELP llamacpp:prompt_tokens_total Number of prompt tokens\n# TYPE llamacpp:prompt_tokens_total counter\n"
             "llamacpp:prompt_tokens_total 512\nllamacpp:prompt_tokens_cached_total 1.5e3\n")
     assert server_metrics(text) == {"prompt_tokens_total": 512.0, "prompt_tokens_cached_total": 1500.0}
+
+
+def test_a_requantized_teacher_serves_the_converted_file_with_its_server_args(tmp_path, monkeypatch):
+    from distill.export.quants import tensor_census
+    from distill.llamacpp import requantized
+
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))
+    teacher = LlamaCppTeacher(EMBEDDED, n_ctx=512, n_threads=2, log_path=tmp_path / "server.log",
+                              requantize="Q8_0", server_args=["-ctk", "q8_0"])
+
+    async def go():
+        await teacher.open(max_concurrent=1, timeout_s=120)
+        try:
+            props = httpx.get(teacher.server.base + "/props", timeout=10).json()
+            gen = await teacher.generate(teacher_messages(PROBLEMS[0].problem, DEFAULT_SYSTEM, 0),
+                                         {"temperature": 0.0, "max_tokens": 4})
+        finally:
+            await teacher.close()
+        return props, gen
+
+    props, gen = asyncio.run(go())
+    served = tmp_path / "cache" / "served" / props["model_path"].rsplit("/", 1)[-1]
+    assert served.exists() and served.name.endswith(".Q8_0.gguf") and gen.completion_tokens > 0
+    # The shipped Q4_1 file is all Q4_1 but its norms; the served one holds Q8_0 in their place.
+    types = tensor_census(served)["tensor_types"]
+    assert types.get("Q8_0", 0) > 100 and "Q4_1" not in types, types
+    assert teacher.server.command()[-2:] == ["-ctk", "q8_0"]
+    # Converted once: the next run takes the cached file as it is.
+    mtime = served.stat().st_mtime_ns
+    assert requantized(teacher.gguf, "Q8_0") == served and served.stat().st_mtime_ns == mtime
+    # server_args reach llama-server itself: one it refuses stops the start with its own words.
+    wrong = LlamaCppTeacher(EMBEDDED, n_ctx=512, n_threads=2, log_path=tmp_path / "wrong.log",
+                            server_args=["-ctk", "q9_9"])
+    with pytest.raises(DistillError, match="llama-server exited"):
+        asyncio.run(wrong.open(max_concurrent=1, timeout_s=60))
+
+
+def test_requantize_keys_the_traces_and_bad_values_are_refused():
+    from pydantic import ValidationError
+
+    from distill.recipe import Recipe
+    from distill.sample.provenance import settings_key
+
+    def recipe(**teacher):
+        return Recipe.model_validate({"name": "t", "student": {"model": "x"}, "problems": {"path": "p.jsonl"},
+                                      "eval": {"problems": "p.jsonl"},
+                                      "teacher": {"backend": "llamacpp", "model": EMBEDDED, **teacher}})
+
+    plain = settings_key(recipe())
+    assert settings_key(recipe(requantize="Q8_0")) != plain  # another model: its traces are not these
+    assert settings_key(recipe(server_args=["-ctk", "q8_0"])) == plain  # how it is served is not keyed
+    with pytest.raises(ValidationError, match="teacher.requantize. 'Q9_9' is no llama.cpp type"):
+        recipe(requantize="Q9_9")
+    with pytest.raises(ValidationError, match="for the llama-server teacher"):
+        recipe(requantize="Q8_0", in_process=True)

@@ -24,7 +24,8 @@ def _llamacpp(cfg: TeacherCfg, run_dir: Path) -> Teacher:
 
     if cfg.in_process:
         return InProcessLlamaTeacher(cfg.model, cfg.n_ctx, cfg.n_threads)
-    return LlamaCppTeacher(cfg.model, cfg.n_ctx, cfg.n_threads, log_path=Path(run_dir) / "teacher-server.log")
+    return LlamaCppTeacher(cfg.model, cfg.n_ctx, cfg.n_threads, log_path=Path(run_dir) / "teacher-server.log",
+                           requantize=cfg.requantize, server_args=cfg.server_args)
 
 
 def _hf(cfg: TeacherCfg, run_dir: Path) -> Teacher:

@@ -14,6 +14,8 @@ samples of a problem, then the next problem) needs nothing else.
       backend: llamacpp
       model: embedded:smollm2-135m-instruct   # or a .gguf path
       in_process: false                       # true: llama-cpp-python in this process, one at a time
+      requantize: Q8_0                        # serve the file converted to this type (cached)
+      server_args: [-ctk, q8_0]               # more llama-server arguments
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from distill.assets import embedded_gguf, is_embedded
 from distill.errors import DistillError
-from distill.llamacpp import LlamaServer
+from distill.llamacpp import LlamaServer, requantized
 from distill.records import write_json
 from distill.sample.teacher.base import Generation, Teacher, TeacherError
 from distill.sample.teacher.openai import Endpoint, OpenAITeacher, parse_chat_response
@@ -49,8 +51,9 @@ class LlamaCppTeacher(OpenAITeacher):
     keep_alive = False  # a loopback connection per request: llama-server breaks kept-alive ones after a stream
 
     def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, requantize: str | None = None, server_args: list[str] | None = None):
         self.gguf = _gguf(model)
+        self.requantize, self.server_args = requantize, list(server_args or [])
         self.n_ctx, self.n_threads, self.log_path = n_ctx, n_threads, log_path
         self.server: LlamaServer | None = None
         self.metrics: dict[str, float] = {}  # the server's own counters at close (prompt tokens reused, ...)
@@ -68,11 +71,16 @@ class LlamaCppTeacher(OpenAITeacher):
         # --cache-ram 0: no host-memory prompt cache (it keeps a copy of every finished prompt, up to 8 GiB
         # by default, and each slot already reuses the shared prefix it holds).
         self._slot_dir = tempfile.TemporaryDirectory(prefix="distill-slots-")
-        self.server = LlamaServer(self.gguf, alias=self.model, parallel=max_concurrent, ctx=self.n_ctx,
+        gguf = await asyncio.to_thread(requantized, self.gguf, self.requantize) if self.requantize else self.gguf
+        self.server = LlamaServer(gguf, alias=self.model, parallel=max_concurrent, ctx=self.n_ctx,
                                   threads=self.n_threads, log_path=self.log_path,
                                   extra_args=["--reasoning-format", "none", "--metrics", "--cache-ram", "0",
-                                              "--slot-save-path", self._slot_dir.name])
-        await asyncio.to_thread(self.server.__enter__)
+                                              "--slot-save-path", self._slot_dir.name, *self.server_args])
+        try:
+            await asyncio.to_thread(self.server.__enter__)
+        except BaseException:
+            self.__exit__()  # the slot folder goes too
+            raise
         self.base_urls, self.endpoints = [self.server.url], [Endpoint(self.server.url)]
         self._warm, self._warmed = asyncio.Lock(), False
         await super().open(max_concurrent, timeout_s)
