@@ -3,7 +3,10 @@
 1. the embedded teacher as `make student` runs it (recipes/smol.yaml's prompts through the sampler), on
    yesterday's server (`llama_cpp.server`, one request at a time) and on llama.cpp's own llama-server
    with 1 slot and with one slot per request in flight (continuous batching, shared prefix computed
-   once): completion tokens/s, min and median over interleaved repeats, and the ratio to the baseline;
+   once), the baseline serving the same file as the teacher (recipes/smol.yaml's teacher.requantize and
+   K-cache type), and once more with the file as shipped and llama-server's default K cache, to show what
+   those two settings gain: completion tokens/s, min and median over interleaved repeats, and the ratio
+   to the baseline;
 2. client capacity against a loopback server that answers instantly, with 1,000 requests in flight:
    requests/s and client CPU-milliseconds per request for our sampler (aiohttp), streamed (the
    default: 32 server-sent chunks per answer) and whole, and for reference the bare httpx and
@@ -155,8 +158,9 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
         data["sampling"] = {**data["sampling"], "max_concurrent": concurrent}
         return Recipe.model_validate(data)
 
+    shipped = f"llama-server, {slots} slots, the file as shipped, f16 K cache"
     rates: dict[str, list[float]] = {"llama_cpp.server": [], "llama-server, 1 slot": [],
-                                     f"llama-server, {slots} slots": []}
+                                     f"llama-server, {slots} slots": [], shipped: []}
     reuse = {}
     gguf = Path(smol.teacher.model) if not smol.teacher.model.startswith("embedded:") else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,7 +177,9 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
             runs = {"llama_cpp.server": recipe({"backend": "openai", "base_urls": [baseline.url], "requantize": None,
                                                 "server_args": []}, 1),
                     "llama-server, 1 slot": recipe({}, 1),
-                    f"llama-server, {slots} slots": recipe({}, slots)}
+                    f"llama-server, {slots} slots": recipe({}, slots),
+                    # what teacher.requantize and teacher.server_args gain, in the same run
+                    shipped: recipe({"requantize": None, "server_args": []}, slots)}
             sample.run(runs["llama_cpp.server"], probs[:1], Path(tmp) / "warm" / "t.jsonl", show_progress=False)
             for r in range(repeats):
                 batch = probs[r * problems:(r + 1) * problems]
@@ -197,7 +203,7 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
         m = reuse.get(name)
         cache = (f"; prompt tokens computed {m['prompt_tokens_total']:.0f}, reused {m['prompt_tokens_cached_total']:.0f}"
                  if m else "")
-        print(f"  {name:<24} min {min(values):6.1f}  median {statistics.median(values):6.1f}   "
+        print(f"  {name:<56} min {min(values):6.1f}  median {statistics.median(values):6.1f}   "
               f"x baseline: min {min(ratios):.2f} median {statistics.median(ratios):.2f}{cache}")
 
 

@@ -275,7 +275,8 @@ class TrainCfg(Section):
     gradient_checkpointing: bool = False
     # bf16 autocast. Weights the optimizer updates stay fp32 (master weights): DeepSpeed keeps its
     # own fp32 copy; without it, a full fine-tune loads the model in fp32 so small updates don't round away.
-    bf16: bool = False
+    # auto: on where the hardware computes bf16 (a bf16 GPU; a CPU with AVX512-BF16 or AMX).
+    bf16: bool | Literal["auto"] = False
     # auto: flash_attention_2 where CUDA and flash-attn are present, else sdpa.
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3"] = "auto"
     use_liger_kernel: bool | Literal["auto"] = "auto"  # auto: on where CUDA and liger-kernel are present

@@ -22,6 +22,7 @@ from distill.records import write_json
 from distill.train import checkpoints
 from distill.train.config import (
     apply_context,
+    bf16_on,
     load_student,
     load_tokenizer,
     set_stop,
@@ -164,7 +165,7 @@ def _merge_adapter(recipe: Recipe, adapter_dir: Path, dest: Path) -> None:
     from peft import PeftModel
 
     base, tok = load_student(recipe, for_training=False,
-                             model_kwargs={"dtype": torch.bfloat16 if recipe.train.bf16 else torch.float32})
+                             model_kwargs={"dtype": torch.bfloat16 if bf16_on(recipe) else torch.float32})
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.config.use_cache = True
     set_stop(merged, tok)

@@ -39,6 +39,15 @@ def test_master_weights_are_fp32_unless_deepspeed_holds_them(tiny_qwen2_dir, tmp
     assert lora.model_kwargs["dtype"] == torch.bfloat16  # frozen base; PEFT keeps the adapters in fp32
 
 
+@pytest.mark.parametrize("avx512_bf16,amx,want", [(True, False, True), (False, True, True), (False, False, False)])
+def test_bf16_auto_on_cpu_follows_the_bf16_instructions(tiny_qwen2_dir, tmp_path, monkeypatch, avx512_bf16, amx, want):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    setup = trainer_setup(_recipe(tmp_path, tiny_qwen2_dir, overrides=["train.bf16=auto"]), tmp_path / "c", cuda=False)
+    assert setup.args.bf16 is want and (setup.cast_for_save == torch.bfloat16) is want
+    assert setup.master_weights == ("fp32 model, bf16 autocast" if want else "fp32")
+
+
 def test_bf16_full_fine_tune_updates_fp32_weights_and_ships_bf16(tiny_qwen2_dir, tmp_path):
     seen = {}
 
