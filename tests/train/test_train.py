@@ -148,14 +148,17 @@ def test_run_interrupted_after_a_checkpoint_resumes_to_the_same_end(tiny_qwen2_d
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
-def test_every_recipe_builds_its_trainer_configuration_without_weights(path, tmp_path):
+def test_every_recipe_builds_its_trainer_configuration_without_weights(path, tmp_path, monkeypatch):
+    import torch
+
     from distill.train import launch
 
     recipe = load_recipe(path)
     t = recipe.train
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # a bf16 GPU (A100, H100)
     setup = train.trainer_setup(recipe, tmp_path / "ckpt", cuda=True)  # as on the GPU it is written for
     args, gpu = setup.args, sft_kwargs(recipe, tmp_path / "ckpt", cuda=True)
-    assert args.bf16 == t.bf16 and gpu["use_cpu"] is False
+    assert args.bf16 == (t.bf16 in (True, "auto")) and gpu["use_cpu"] is False
     assert args.max_length == t.max_length and args.learning_rate == t.learning_rate
     assert args.packing == t.packing and args.report_to == ([] if t.report_to == ["none"] else t.report_to)
     assert (setup.peft_config is not None) == (t.mode in ("lora", "qlora"))
