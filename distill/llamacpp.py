@@ -4,7 +4,7 @@ llama.cpp's own tools built from the same source as the wheel (`make setup`, scr
 
     tool("llama-imatrix")                         # the binary (a wrapper in .venv/bin that finds its libs)
     quantize_file(src, dst, "Q8_0")               # llama-quantize through a .part file
-    requantized(Path("x.Q4_1.gguf"), "Q8_0")      # a quantized file converted once, cached
+    requantized(Path("x.Q4_1.gguf"), "Q8_0")      # a quantized file converted once, cached (served_copy)
     with LlamaServer(gguf, parallel=8, ctx=4096) as server:   # llama-server on 127.0.0.1, healthy
         server.url                                # "http://127.0.0.1:PORT/v1" (OpenAI-compatible)
 """
@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -162,21 +163,80 @@ def quantize_file(src: Path, dst: Path, quant: str, imatrix: Path | None = None,
 
 
 def requantized(gguf: Path, quant: str) -> Path:
-    """`gguf` converted to `quant` once and cached (keyed by the source's path, size and time), for a
-    server whose batched CPU kernels are faster on another type than the file ships in: the embedded
-    teacher ships as Q4_1, and llama.cpp decodes 16 slots of it faster as Q8_0 (bench/sampler.py)."""
+    """`gguf` converted to `quant` once and cached (`served_copy`), for a server whose batched CPU kernels
+    are faster on another type than the file ships in: the embedded teacher ships as Q4_1, and llama.cpp
+    decodes 16 slots of it faster as Q8_0 (bench/sampler.py)."""
+    gguf = Path(gguf)
+    return served_copy(gguf, quant, lambda out: quantize_file(gguf, out, quant, allow_requantize=True))
+
+
+def served_copy(source: Path, kind: str, make: Callable[[Path], object], variant: str | None = None) -> Path:
+    """The GGUF that `make(out)` derives from `source` (a file or an HF folder) for llama-server, made once
+    and cached as `cache_dir()/served/<source name>-<key>.<kind>.gguf`. The key hashes the source's path,
+    the sizes and times of its files (hashing 16 GB of weights would take minutes), `kind` and `variant`
+    (e.g. the chat template embedded). `make` writes `out` atomically.
+
+    Runs that need the same file wait for one another on a lock instead of both converting. Beside each
+    file, `<file>.source.json` records its source; a file whose source has since changed or gone can never
+    be asked for again, and is removed whenever another is made (a 135M student in F16 is 270 MB, and every
+    training run converts one)."""
     import hashlib
+    import json
+
+    from filelock import FileLock
 
     from distill.assets import cache_dir
 
-    gguf = Path(gguf).resolve()
-    st = gguf.stat()
-    key = hashlib.sha256(f"{gguf}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    out = cache_dir() / "served" / f"{gguf.name.removesuffix('.gguf')}-{key}.{quant}.gguf"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        quantize_file(gguf, out, quant, allow_requantize=True)
+    source = Path(source).resolve()
+    stamp = _stamp(source)
+    key = hashlib.sha256(json.dumps([str(source), stamp, kind, variant]).encode()).hexdigest()[:16]
+    out = cache_dir() / "served" / f"{source.name.removesuffix('.gguf')}-{key}.{kind}.gguf"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(out.with_suffix(".lock")):
+        if out.exists():
+            return out
+        make(out)
+        tmp = out.with_suffix(".source.json.part")
+        tmp.write_text(json.dumps({"source": str(source), "stamp": stamp, "variant": variant}))
+        os.replace(tmp, out.with_suffix(".source.json"))
+    _prune_served(out.parent)
     return out
+
+
+def _stamp(source: Path) -> list:
+    files = sorted(f for f in source.iterdir() if f.is_file()) if source.is_dir() else [source]
+    return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+
+def _prune_served(folder: Path) -> list[Path]:
+    """Remove the served files whose source changed or is gone, or that record none (made before sources
+    were recorded), skipping any another process holds; the removed files."""
+    from filelock import FileLock, Timeout
+
+    removed = []
+    for gguf in folder.glob("*.gguf"):
+        lock_path = gguf.with_suffix(".lock")
+        try:
+            with FileLock(lock_path, timeout=0):
+                if _current(gguf.with_suffix(".source.json")):
+                    continue
+                for f in (gguf, gguf.with_suffix(".source.json"), lock_path):
+                    f.unlink(missing_ok=True)
+                removed.append(gguf)
+        except Timeout:
+            continue  # being made or pruned by another run
+    return removed
+
+
+def _current(record_path: Path) -> bool:
+    import json
+
+    try:
+        record = json.loads(record_path.read_text())
+        source = Path(record["source"])
+        return source.exists() and _stamp(source) == record["stamp"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 class LlamaServer:

@@ -121,7 +121,7 @@ def test_two_star_rounds_train_round_2_on_the_union(tmp_path, tiny_llama_dir, mo
     assert ledger["rounds"]["trained_on"] == [len(round1), len(trained)]
     results = json.loads((run / "eval/results.json").read_text())
     assert results["student"]["problems"] == 2  # the eval stage scored the last round's student
-    served = [json.loads(f.read_text())["model_dir"] for f in (tmp_path / "cache/served").glob("*.source.json")]
+    served = [json.loads(f.read_text())["source"] for f in (tmp_path / "cache/served").glob("*.source.json")]
     assert any(d.endswith("rounds/2/student") for d in served)  # converted for the eval stage's server
     # The budget curve is the eval stage's alone: asking for one redoes the eval, never the rounds' training.
     again = pipeline.run(load_recipe(tmp_path / "star.yaml", ["eval.think_budgets=[4]"]), to_stage="eval")

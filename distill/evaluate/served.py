@@ -13,9 +13,7 @@ rendered and tokenized here, with the tokenizer the in-process backends use, and
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import os
 import sys
 import tempfile
@@ -25,8 +23,7 @@ from typing import TYPE_CHECKING
 from distill.errors import DistillError
 from distill.evaluate.backends import context_length
 from distill.evaluate.endpoint import EndpointBackend
-from distill.llamacpp import LlamaServer, llama_cpp_has_gpu
-from distill.records import write_json
+from distill.llamacpp import LlamaServer, llama_cpp_has_gpu, served_copy
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -92,15 +89,10 @@ class VLLMServer(LlamaServer):
                 "--generation-config", "vllm", *self.extra_args]
 
 
-def _folder_key(model_dir: Path, chat_template: str | None) -> str:
-    """Names, sizes and mtimes of the folder's files (hashing 16 GB of weights would take minutes)."""
-    stats = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in model_dir.iterdir() if f.is_file())
-    return hashlib.sha256(json.dumps([str(model_dir.resolve()), stats, chat_template]).encode()).hexdigest()[:16]
-
-
 def served_gguf(model_dir: str | Path, chat_template: str | None = None) -> Path:
-    """An HF folder as a GGUF F16 for llama-server, converted once and cached."""
-    from distill.assets import cache_dir, hf_folder
+    """An HF folder as a GGUF F16 for llama-server, converted once and cached (`served_copy`: reused while
+    the folder's files and the template are unchanged)."""
+    from distill.assets import hf_folder
     from distill.hf_to_gguf import chat_template_of, convert
     from distill.train.templates import inference_template
 
@@ -110,13 +102,8 @@ def served_gguf(model_dir: str | Path, chat_template: str | None = None) -> Path
                            "(on a GPU machine with vLLM, set `eval.engine: vllm`)")
     template = chat_template or chat_template_of(folder)
     template = inference_template(template) if template else None
-    out = cache_dir() / "served" / f"{folder.name}-{_folder_key(folder, template)}-F16.gguf"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        convert(folder, out, {"general.name": folder.name}, chat_template=template)
-        # What it was made from, beside it (the name carries only a hash of that).
-        write_json(out.with_suffix(".source.json"), {"model_dir": str(folder.resolve()), "template": template})
-    return out
+    return served_copy(folder, "F16", lambda out: convert(folder, out, {"general.name": folder.name},
+                                                           chat_template=template), variant=template)
 
 
 class ServedBackend(EndpointBackend):

@@ -39,10 +39,37 @@ def test_conversion_is_reused_until_the_folder_or_template_changes(tiny_llama_di
 
     monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))
     folder = shutil.copytree(tiny_llama_dir, tmp_path / "model")
+    legacy = tmp_path / "cache/served/student-3252ec537aeb2016-F16.gguf"  # made before sources were recorded
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"GGUF")
     gguf = served_gguf(folder)
+    assert not legacy.exists()
     made = gguf.stat().st_mtime_ns
     assert served_gguf(folder) == gguf and gguf.stat().st_mtime_ns == made  # same folder: not redone
     other = served_gguf(folder, chat_template("chatml", prefill_think=False))
     assert other != gguf and other.exists()  # another template: another conversion
+    kept = served_gguf(shutil.copytree(tiny_llama_dir, tmp_path / "other-model"))
     (folder / "config.json").write_text((folder / "config.json").read_text() + "\n")
-    assert served_gguf(folder) != gguf  # the folder changed: converted again
+    again = served_gguf(folder)
+    assert again != gguf and again.exists()  # the folder changed: converted again
+    # ...and the two files made from its old state, which no run can ask for again, are gone; another
+    # folder's file stays.
+    assert not gguf.exists() and not other.exists() and kept.exists()
+    shutil.rmtree(tmp_path / "other-model")
+    other_again = served_gguf(folder, chat_template("chatml", prefill_think=False))
+    assert not kept.exists()  # its folder is gone
+    assert sorted(again.parent.glob("*.gguf")) == sorted([again, other_again])
+
+
+def test_runs_converting_the_same_folder_at_once_convert_it_once(tiny_llama_dir, tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import distill.hf_to_gguf
+
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = distill.hf_to_gguf.convert
+    monkeypatch.setattr(distill.hf_to_gguf, "convert", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with ThreadPoolExecutor(3) as pool:
+        made = list(pool.map(lambda _: served_gguf(tiny_llama_dir), range(3)))
+    assert len(set(made)) == 1 and made[0].exists() and len(calls) == 1
