@@ -13,6 +13,7 @@
    aiohttp clients (why the sampler uses aiohttp).
 
     .venv/bin/python bench/sampler.py [--problems 8] [--max-tokens 64] [--repeats 3] [--slots N] [--only embedded]
+        [--other-build ~/.cache/distill/wheels/llama-cpp-python-avx2]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 BODY = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant",
@@ -133,12 +135,15 @@ class PythonLlamaServer:
         self.proc.wait(timeout=30)
 
 
-def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, threads: int | None) -> None:
+def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, threads: int | None,
+                   other_build: Path | None = None) -> None:
     """The embedded teacher as `make student` runs it (recipes/smol.yaml: system line, its worked examples,
     n samples per problem, the sampler) on three servers, interleaved `repeats` times so load from other
     work on the machine falls on all alike: `llama_cpp.server` (yesterday's path, one request at a time),
     llama-server with 1 slot (prompt cache only) and with `slots` slots (continuous batching, the shared
-    prefix computed once). The llama-server runs include starting the server; the baseline's does not."""
+    prefix computed once). The llama-server runs include starting the server; the baseline's does not.
+    `other_build`: another llama.cpp build cached by `make setup` (a folder holding bin/), whose llama-server
+    serves the teacher as the `slots` row does, in one more row (e.g. the avx2 build beside the avx512 one)."""
     from distill.problems.bundled import load_split
     from distill.recipe import load_recipe
     from distill.sample import sampler as sample
@@ -161,6 +166,9 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
     shipped = f"llama-server, {slots} slots, the file as shipped, f16 K cache"
     rates: dict[str, list[float]] = {"llama_cpp.server": [], "llama-server, 1 slot": [],
                                      f"llama-server, {slots} slots": [], shipped: []}
+    other = f"llama-server, {slots} slots, the {other_build.name} build" if other_build else None
+    if other:
+        rates[other] = []
     reuse = {}
     gguf = Path(smol.teacher.model) if not smol.teacher.model.startswith("embedded:") else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,14 +188,17 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
                     f"llama-server, {slots} slots": recipe({}, slots),
                     # what teacher.requantize and teacher.server_args gain, in the same run
                     shipped: recipe({"requantize": None, "server_args": []}, slots)}
+            if other:
+                runs[other] = recipe({}, slots)
             sample.run(runs["llama_cpp.server"], probs[:1], Path(tmp) / "warm" / "t.jsonl", show_progress=False)
             for r in range(repeats):
                 batch = probs[r * problems:(r + 1) * problems]
                 for name, rec in runs.items():
                     out = Path(tmp) / f"{r}-{len(rates[name])}-{name.replace(' ', '_').replace(',', '')}" / "t.jsonl"
-                    t0 = time.perf_counter()
-                    summary = sample.run(rec, batch, out, show_progress=False)
-                    rates[name].append(summary["completion_tokens"] / (time.perf_counter() - t0))
+                    with _build(other_build if name == other else None):
+                        t0 = time.perf_counter()
+                        summary = sample.run(rec, batch, out, show_progress=False)
+                        rates[name].append(summary["completion_tokens"] / (time.perf_counter() - t0))
                     metrics = out.parent / "teacher-server.json"
                     if metrics.exists():
                         reuse[name] = json.loads(metrics.read_text())
@@ -195,8 +206,8 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
     print(f"embedded teacher ({smol.teacher.model} as {smol.teacher.requantize or 'shipped'}, server args "
           f"{smol.teacher.server_args}, {smol.teacher.few_shot} worked examples + system line), "
           f"{n} requests ({problems} problems x n={smol.sampling.n}) x {max_tokens} tokens per run, "
-          f"{threads} threads, {repeats} repeats interleaved (completion tokens/s; llama-server runs include "
-          "its start):")
+          f"{threads} threads, {repeats} repeats interleaved, llama.cpp build {_installed_build()} (completion "
+          "tokens/s; llama-server runs include its start):")
     base = rates["llama_cpp.server"]
     for name, values in rates.items():
         ratios = [v / b for v, b in zip(values, base)]
@@ -205,6 +216,34 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
                  if m else "")
         print(f"  {name:<56} min {min(values):6.1f}  median {statistics.median(values):6.1f}   "
               f"x baseline: min {min(ratios):.2f} median {statistics.median(ratios):.2f}{cache}")
+
+
+@contextmanager
+def _build(folder: Path | None):
+    """llama.cpp's tools taken from `folder`/bin (and its libraries) while inside, where given."""
+    if folder is None:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in ("DISTILL_LLAMA_BIN", "LD_LIBRARY_PATH")}
+    os.environ["DISTILL_LLAMA_BIN"] = os.environ["LD_LIBRARY_PATH"] = str(folder / "bin")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _installed_build() -> str:
+    """The folder of the build `make setup` installed (named in its llama-server wrapper)."""
+    import re
+
+    from distill.llamacpp import tool
+
+    found = re.search(r"llama-cpp-python-[\w-]+", tool("llama-server").read_text(errors="replace")[:2000])
+    return found.group(0) if found else "on PATH"
 
 
 async def _bare_client(kind: str, url: str, n: int, inflight: int) -> tuple[float, float]:
@@ -283,6 +322,8 @@ def main() -> None:
     ap.add_argument("--slots", type=int, default=None, help="default: recipes/smol.yaml's sampling.max_concurrent")
     ap.add_argument("--threads", type=int, default=None, help="server threads (default: all cores)")
     ap.add_argument("--only", choices=["embedded", "capacity"])
+    ap.add_argument("--other-build", type=Path, help="embedded teacher: one more row on another llama.cpp build "
+                    "`make setup` cached, e.g. ~/.cache/distill/wheels/llama-cpp-python-avx2")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -292,7 +333,7 @@ def main() -> None:
         from distill.recipe import load_recipe
 
         slots = args.slots or load_recipe(Path(__file__).resolve().parents[1] / "recipes/smol.yaml").sampling.max_concurrent
-        bench_embedded(args.problems, args.max_tokens, args.repeats, slots, args.threads)
+        bench_embedded(args.problems, args.max_tokens, args.repeats, slots, args.threads, args.other_build)
     if args.only != "embedded":
         bench_capacity(args.requests, args.repeats)
     print(f"\n(bench wall time {time.perf_counter() - start:.0f}s; 1-minute load average {load0:.1f} at the start, "

@@ -214,11 +214,12 @@ def _prune_served(folder: Path) -> list[Path]:
     from filelock import FileLock, Timeout
 
     removed = []
-    for gguf in folder.glob("*.gguf"):
+    for gguf in sorted({*folder.glob("*.gguf"), *(p.with_suffix("") for p in folder.glob("*.gguf.part"))}):
         lock_path = gguf.with_suffix(".lock")
         try:
             with FileLock(lock_path, timeout=0):
-                if _current(gguf.with_suffix(".source.json")):
+                gguf.with_suffix(".gguf.part").unlink(missing_ok=True)  # left by a killed conversion
+                if gguf.exists() and _current(gguf.with_suffix(".source.json")):
                     continue
                 for f in (gguf, gguf.with_suffix(".source.json"), lock_path):
                     f.unlink(missing_ok=True)

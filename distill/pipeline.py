@@ -276,7 +276,9 @@ def run(recipe: Recipe, from_stage: str | None = None, to_stage: str | None = No
                               force=x.force)
         for f in manifest["files"]:
             console.print(f"{f['file']}: {f['bytes'] / 2**20:.1f} MiB, KL divergence to F16 {f['kld']:.4f}, "
-                          f"same top-1 {f['top1_agreement']:.1%}, pass@1 {f.get('pass@1')}, {f['tokens_per_s']} tok/s")
+                          f"same top-1 {f['top1_agreement']:.1%}, pass@1 {f.get('pass@1')}"
+                          + (f" ({f['pass@1_vs_f16']:+.1%} ± {f['pass@1_vs_f16_se']:.1%} vs F16, paired)"
+                             if "pass@1_vs_f16" in f else "") + f", {f['tokens_per_s']} tok/s")
         return {"files": [f["file"] for f in manifest["files"]]}
 
     stage("export", key_of(recipe.resolved()["export"], keys["rounds"], recipe.sha256(),

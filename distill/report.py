@@ -163,7 +163,7 @@ def _blocks(d: RunData, drawn: dict[str, Path]) -> list[tuple]:
         out += [("h2", "Accuracy by stage"),
                 ("table", ["stage", "model", "problems", "pass@1", "truncated", "closed think", "mean tokens",
                            "thinking tokens"],
-                 [[r["stage"], r["label"], r.get("problems", ""), _pm(r.get("pass@1"), r.get("pass@1_se")),
+                 [[r["stage"], r["label"], r.get("problems", ""), _pm(r.get("pass@1"), r.get("pass@1_se")) + _vs_f16(r),
                    _pct(r.get("truncation_rate")), _pct(r.get("closed_think_rate")),
                    r.get("mean_completion_tokens", ""), _num(r.get("mean_thinking_tokens"))] for r in rows])]
     if d.rounds:
@@ -210,6 +210,12 @@ def _pct(v) -> str:
 def _pm(v, se) -> str:
     """A rate with its standard error: "42.5% ± 7.8%" (the rate alone where none was saved)."""
     return _pct(v) + (f" ± {100 * se:.1f}%" if isinstance(se, (int, float)) and isinstance(v, (int, float)) else "")
+
+
+def _vs_f16(row: dict) -> str:
+    """A quant's paired difference to F16: " (-2.5 ± 1.8 points vs F16)"."""
+    d, se = row.get("vs_f16"), row.get("vs_f16_se")
+    return f" ({100 * d:+.1f} ± {100 * (se or 0):.1f} points vs F16)" if isinstance(d, (int, float)) else ""
 
 
 def _num(v, digits: int | None = None) -> str:

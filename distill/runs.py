@@ -76,7 +76,8 @@ class RunData:
 def accuracy_rows(d: RunData) -> list[dict]:
     """One row per evaluated model: base, the student of each STaR round but the last, and the student
     (eval split, then each benchmark), then each exported quant whose manifest entry carries a measured
-    pass@1; `pass@1_se` is its standard error."""
+    pass@1; `pass@1_se` is its standard error; a quant's `vs_f16` (± `vs_f16_se`) is its pass@1 minus F16's,
+    paired on the same problems."""
     rows = []
     for label, res in d.results.items():
         if isinstance(res, dict) and "pass@1" in res:
@@ -89,6 +90,7 @@ def accuracy_rows(d: RunData) -> list[dict]:
         if entry.get("pass@1") is not None:
             rows.append({"stage": "quant", "label": entry.get("quant") or entry.get("file"),
                          "pass@1": entry["pass@1"], "pass@1_se": entry.get("pass@1_se"),
+                         "vs_f16": entry.get("pass@1_vs_f16"), "vs_f16_se": entry.get("pass@1_vs_f16_se"),
                          "problems": entry.get("eval_problems", ""),
                          "truncation_rate": entry.get("truncation_rate"),
                          "mean_thinking_tokens": entry.get("mean_thinking_tokens"),

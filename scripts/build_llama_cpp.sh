@@ -9,15 +9,23 @@
 #
 # The wheel's build tree is kept until the tools are built from it, so ggml and llama are
 # compiled once with the same flags for both (the tools only add their own sources).
-# FLAVOUR: avx2 (x86-64 without AVX-512/AMX: those crash quantized matmuls on VMs that report AMX
-# without enabling it), cuda (a CUDA build, layers offloaded with -ngl) or native.
+# FLAVOUR: avx2 (any x86-64 of the last decade), avx512 (AVX-512 with VBMI, VNNI and BF16: Zen 4,
+# Sapphire Rapids and later), cuda (a CUDA build, layers offloaded with -ngl) or native. The x86 flavours
+# leave AMX off: on VMs that report AMX without enabling it, a build using it crashes in every quantized
+# matmul.
 set -euo pipefail
 VERSION=$1 FLAVOUR=$2 CACHE=$3
 PY=${PY:-python3}
 TOOLS=(llama-server llama-imatrix llama-perplexity llama-quantize)
 
 case "$FLAVOUR" in
-  avx2) FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" ;;
+  avx2|avx512)
+    X86="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+    if [ "$FLAVOUR" = avx512 ]; then
+      FLAGS="$X86 -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON"
+    else
+      FLAGS="$X86 -DGGML_AVX512=OFF"
+    fi ;;
   cuda) FLAGS="-DGGML_CUDA=ON" ;;
   *) FLAGS="" ;;
 esac
@@ -51,7 +59,7 @@ cmake -S "$SRC" -B "$BUILD" -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLA
 cmake --build "$BUILD" --parallel "$(nproc)" --target "${TOOLS[@]}" >/dev/null
 
 # 3. Into the cache: binaries beside every shared library of this build (run with LD_LIBRARY_PATH
-#    set to bin/, which distill.llamacpp does), then the wheel last: it marks a whole build.
+#    set to bin/, as the wrappers setup.sh writes into .venv/bin do), then the wheel last: it marks a whole build.
 rm -rf "$CACHE/bin.tmp" && mkdir -p "$CACHE/bin.tmp"
 for t in "${TOOLS[@]}"; do cp "$(find "$BUILD" -type f -name "$t" -perm -u+x | head -n 1)" "$CACHE/bin.tmp/"; done
 find "$BUILD" -name '*.so*' \( -type f -o -type l \) -exec cp -P {} "$CACHE/bin.tmp/" \;

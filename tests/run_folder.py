@@ -55,5 +55,5 @@ def make_run(root: Path, name: str = "demo", student_pass: float = 0.3, losses=(
     (export / "manifest.json").write_text(json.dumps({"name": name, "files": [
         {"file": f"{name}-F16.gguf", "quant": "F16", "bytes": 10, "sha256": "0", "pass@1": student_pass},
         {"file": f"{name}-Q4_K_M.gguf", "quant": "Q4_K_M", "bytes": 4, "sha256": "1", "pass@1": 0.25,
-         "pass@1_se": 0.0685}]}))
+         "pass@1_se": 0.0685, "pass@1_vs_f16": -0.05, "pass@1_vs_f16_se": 0.0345}]}))
     return run

@@ -77,7 +77,7 @@ def test_build_writes_report_figures_and_html(run):
     assert _colour_share(run / "figures" / "loss.png", report.BLUE) > 0.001
     assert _colour_share(run / "figures" / "budget.png", report.ORANGE) > 0.001
     assert "| student | student | 40 | 30.0% ± 7.2% | 5.0% | 80.0% | 61.0 | 40.5 |" in text
-    assert "| quant | Q4_K_M |  | 25.0% ± 6.9% |" in text
+    assert "| quant | Q4_K_M |  | 25.0% ± 6.9% (-5.0 ± 3.5 points vs F16) |" in text
     # Examples dropped for length are shown, not hidden: training never truncates them.
     assert "| 8 | 10 | 2 | 1 | 2.100 → 0.600 | 0.750 |" in text
     html = (run / "report.html").read_text()

@@ -15,7 +15,7 @@ def _pm(e: dict, key: str, spec: str) -> str:
     if e.get(key) is None:
         return "–"
     se = e.get(key + "_se")
-    return format(e[key], spec) + (f" ± {format(se, spec)}" if se is not None else "")
+    return format(e[key], spec) + (f" ± {format(se, spec.lstrip('+'))}" if se is not None else "")
 
 
 def quality_rows(manifest: dict) -> list[str]:
@@ -26,7 +26,7 @@ def quality_rows(manifest: dict) -> list[str]:
             f"{'yes' if e.get('imatrix') else 'no'} | "
             f"{'identical' if e['tokenizer_parity']['identical'] else 'DIFFERS'} | {_pm(e, 'kld', '.4f')} | "
             f"{_fmt(e.get('top1_agreement'), '.1%')} | {_fmt(e.get('perplexity'), '.3f')} | "
-            f"{_pm(e, 'pass@1', '.3f')} | {e.get('tokens_per_s', '–')} | {len(e.get('fallback_tensors', []))} | "
+            f"{_pm(e, 'pass@1', '.3f')} | {_pm(e, 'pass@1_vs_f16', '+.3f')} | {e.get('tokens_per_s', '–')} | {len(e.get('fallback_tensors', []))} | "
             f"`{e['sha256'][:12]}…` |")
     return rows
 
@@ -60,11 +60,13 @@ corpus with `<think>`, `</think>`, `\\boxed{{}}` and non-ASCII text; F16 logits 
 {_fmt(lp.get('top1_agreement'), '.2%')}, mean KL divergence {_fmt(lp.get('kld'), '.2e')}); KL divergence and
 top-1 agreement of each file against F16 (`llama-perplexity --kl-divergence`) on {kld.get('scored_tokens', '?')}
 tokens of {kld.get('source', 'held-out conversations')}; F16's own row is the noise floor. {imatrix_line}
-pass@1 ± standard error on the eval problems through llama.cpp's server; fallback = tensors llama.cpp
-stored in another type because their rows do not fit the quant's block.
+pass@1 ± standard error on the eval problems through llama.cpp's server, and each quant's pass@1 minus
+F16's on the same problems ± the paired standard error (per-problem differences: far tighter than the two
+files' own errors); fallback = tensors llama.cpp stored in another type because their rows do not fit the
+quant's block.
 
-| file | quant | size | bits/weight | imatrix | tokenization | KLD vs F16 | same top-1 | perplexity | pass@1 | tokens/s | fallback tensors | sha256 |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| file | quant | size | bits/weight | imatrix | tokenization | KLD vs F16 | same top-1 | perplexity | pass@1 | vs F16 | tokens/s | fallback tensors | sha256 |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(quality_rows(manifest))}
 
 ## Run it

@@ -23,6 +23,7 @@ from rich.progress import Progress
 
 from distill import hf_to_gguf
 from distill.errors import DistillError
+from distill.evaluate.stats import paired_difference
 from distill.export import heldout as held
 from distill.export import prove
 from distill.export.card import model_card
@@ -195,8 +196,12 @@ class _Export:
                 progress.advance(task)
             comparison = self._imatrix_comparison(imat, base, entries)
             if eval_problems:
-                for e, (_, path) in zip(entries, files):
-                    e |= self._pass_at_1(path, eval_problems)
+                rows = {q: [] for q, _ in files}
+                for e, (q, path) in zip(entries, files):
+                    e |= self._pass_at_1(path, eval_problems, rows[q])
+                for e in entries[1:]:  # each quant against F16 on the same problems: the paired difference
+                    diff, se = paired_difference(rows[e["quant"]], rows["F16"])
+                    e |= {"pass@1_vs_f16": round(diff, 4), "pass@1_vs_f16_se": round(se, 4)}
             progress.advance(task)
         kld_info = {"source": source, "conversations": len(heldout), "ctx": ctx, "chunks": base.chunks,
                     "scored_tokens": base.scored_tokens, "noise_floor": entries[0]["kld"]}
@@ -239,10 +244,11 @@ class _Export:
             tmp.unlink()
         return {"quant": IMATRIX_COMPARED, **res}
 
-    def _pass_at_1(self, path: Path, problems: list[Problem]) -> dict:
+    def _pass_at_1(self, path: Path, problems: list[Problem], rows: list) -> dict:
+        """pass@1 of one file, served; its per-sample rows go into `rows`."""
         from distill.evaluate import harness
 
         cfg = self.eval_cfg.model_copy(update={"n": self.cfg.eval_n}) if self.cfg.eval_n else self.eval_cfg
-        res = harness.run(str(path), problems, cfg, show_progress=False, served=True)
+        res = harness.run(str(path), problems, cfg, show_progress=False, served=True, rows_out=rows)
         return {"eval_problems": res["problems"], "eval_samples": res["samples"], "served_tokens_per_s": res["tokens_per_s"],
                 **{k: res[k] for k in ("pass@1", "pass@1_se", "truncation_rate", "mean_thinking_tokens")}}

@@ -70,7 +70,7 @@ def test_gpu_layers_only_with_a_gpu_build(monkeypatch):
 
 
 def test_this_machines_llama_cpp_has_no_gpu():
-    """setup's avx2 build here lists no GPU device, so nothing is offloaded (a CUDA build lists CUDA0)."""
+    """setup's CPU build here (avx512 or avx2) lists no GPU device, so nothing is offloaded (a CUDA build lists CUDA0)."""
     served.llama_cpp_has_gpu.cache_clear()
     assert served.llama_cpp_has_gpu() is False
 

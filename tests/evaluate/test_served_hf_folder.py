@@ -42,8 +42,10 @@ def test_conversion_is_reused_until_the_folder_or_template_changes(tiny_llama_di
     legacy = tmp_path / "cache/served/student-3252ec537aeb2016-F16.gguf"  # made before sources were recorded
     legacy.parent.mkdir(parents=True)
     legacy.write_bytes(b"GGUF")
+    killed = legacy.parent / "student-0123456789abcdef.F16.gguf.part"  # a conversion killed halfway
+    killed.write_bytes(b"GG")
     gguf = served_gguf(folder)
-    assert not legacy.exists()
+    assert not legacy.exists() and not killed.exists()
     made = gguf.stat().st_mtime_ns
     assert served_gguf(folder) == gguf and gguf.stat().st_mtime_ns == made  # same folder: not redone
     other = served_gguf(folder, chat_template("chatml", prefill_think=False))

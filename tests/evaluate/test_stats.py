@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from distill.evaluate.stats import mean_and_se, pass_at_k, summarise
+from distill.evaluate.stats import mean_and_se, paired_difference, pass_at_k, summarise
 
 
 @pytest.mark.parametrize("n,c,k,expected", [
@@ -66,3 +66,22 @@ def test_truncation_and_lengths():
     assert s["mean_completion_tokens"] == 36.0 and s["mean_thinking_tokens"] == 18.0
     rows[0]["closed_think"] = False
     assert summarise(rows, ["a", "b"], n=2)["closed_think_rate"] == 0.75
+
+
+def test_paired_difference_is_per_problem_and_tighter_than_the_two_errors():
+    # 40 problems: the reference gets the first 12 right; the other file agrees on all but problems 10
+    # and 11 (now wrong) and 30 (now right): -1 net, 3 discordant.
+    ids = [f"p{i}" for i in range(40)]
+    ref = _rows({pid: [i < 12] for i, pid in enumerate(ids)})
+    other = _rows({pid: [(i < 10) or i == 30] for i, pid in enumerate(ids)})
+    diff, se = paired_difference(other, ref)
+    assert diff == pytest.approx(-1 / 40)
+    d = [-1.0] * 2 + [1.0] + [0.0] * 37  # the per-problem differences
+    assert se == pytest.approx(math.sqrt(sum((x - sum(d) / 40) ** 2 for x in d)) / 40)
+    unpaired = math.hypot(summarise(other, ids, 1)["pass@1_se"], summarise(ref, ids, 1)["pass@1_se"])
+    assert se < unpaired / 2  # the point of pairing: the shared answers cancel
+    # Several samples per problem: each problem's rate, then the difference.
+    diff, _ = paired_difference(_rows({"a": [True, False], "b": [True, True]}), _rows({"a": [True, True], "b": [False, True]}))
+    assert diff == pytest.approx(((0.5 - 1.0) + (1.0 - 0.5)) / 2)
+    with pytest.raises(ValueError, match="same problems"):
+        paired_difference(other, ref[:-1])

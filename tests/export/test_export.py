@@ -58,6 +58,10 @@ def test_export_writes_ladder_manifest_and_card(exported):
     sizes = [f["bytes"] for f in manifest["files"]]
     assert sizes[0] > sizes[1] > sizes[3]
     assert [f["bits_per_weight"] for f in manifest["files"]][:2] == [16.0, 8.5]
+    f16 = manifest["files"][0]
+    for f in manifest["files"][1:]:  # each quant's pass@1 minus F16's, paired on the same problems
+        assert f["pass@1_vs_f16"] == pytest.approx(f["pass@1"] - f16["pass@1"], abs=1e-3)
+    assert "pass@1_vs_f16" not in f16
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert manifest["failures"] == [] and manifest["forced"] is False
     assert not (out / "manifest.rejected.json").exists() and not list(out.glob(".work-*"))
@@ -69,6 +73,8 @@ def test_export_writes_ladder_manifest_and_card(exported):
     assert json.loads((out / "params").read_text())["stop"][0] == "<|im_end|>"
     card = (out / "README.md").read_text()
     assert "| `tiny-Q8_0.gguf` | Q8_0 |" in card and "KLD vs F16" in card and "ollama create tiny" in card
+    q8 = manifest["files"][1]
+    assert f"| {q8['pass@1_vs_f16']:+.3f} ± {q8['pass@1_vs_f16_se']:.3f} |" in card
     assert f"{manifest['imatrix']['comparison']['without']:.4f} without it" in card
     assert card.startswith("---\nlicense: apache-2.0\nbase_model: tiny-llama")
 
