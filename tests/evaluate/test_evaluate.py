@@ -69,7 +69,7 @@ def test_every_backend_scores_the_known_completion(parrot, tmp_path, monkeypatch
         texts[label] = [r["completion"] for r in rows]
         assert [r["prompt_tokens"] for r in rows] == [rows[0]["prompt_tokens"]] * 2
     assert len({tuple(t) for t in texts.values()}) == 1
-    assert list((tmp_path / "cache" / "served").glob("*-F16.gguf"))  # the HF folder was served as F16
+    assert list((tmp_path / "cache" / "served").glob("*.F16.gguf"))  # the HF folder was served as F16
 
 
 def test_max_tokens_cuts_and_is_counted_as_truncation(parrot):
