@@ -122,12 +122,12 @@ class PythonLlamaServer:
 
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        for _ in range(600):
+        for _ in range(1500):
             try:
                 if httpx.get(self.url + "/models", timeout=2).status_code == 200:
                     return self
             except httpx.TransportError:
-                time.sleep(0.5)
+                time.sleep(0.2)  # as distill.llamacpp.LlamaServer polls
         raise RuntimeError(f"llama_cpp.server did not start; see {self.log_path}")
 
     def __exit__(self, *exc):
@@ -141,7 +141,8 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
     n samples per problem, the sampler) on three servers, interleaved `repeats` times so load from other
     work on the machine falls on all alike: `llama_cpp.server` (yesterday's path, one request at a time),
     llama-server with 1 slot (prompt cache only) and with `slots` slots (continuous batching, the shared
-    prefix computed once). The llama-server runs include starting the server; the baseline's does not.
+    prefix computed once). Every run starts its server inside the timing, as the sample stage does (the
+    baseline too: until this session it was started once, outside the timing, and kept its prefix warm).
     `other_build`: another llama.cpp build cached by `make setup` (a folder holding bin/), whose llama-server
     serves the teacher as the `slots` row does, in one more row (e.g. the avx2 build beside the avx512 one)."""
     from distill.problems.bundled import load_split
@@ -180,34 +181,43 @@ def bench_embedded(problems: int, max_tokens: int, repeats: int, slots: int, thr
         gguf = requantized(gguf, smol.teacher.requantize) if smol.teacher.requantize else gguf
         args = smol.teacher.server_args
         ctk = args[args.index("-ctk") + 1] if "-ctk" in args[:-1] else None
-        with PythonLlamaServer(gguf, smol.teacher.model, smol.teacher.n_ctx, threads, Path(tmp) / "python-server.log",
-                               GGML_TYPES[ctk] if ctk else None) as baseline:
-            runs = {"llama_cpp.server": recipe({"backend": "openai", "base_urls": [baseline.url], "requantize": None,
-                                                "server_args": []}, 1),
-                    "llama-server, 1 slot": recipe({}, 1),
-                    f"llama-server, {slots} slots": recipe({}, slots),
-                    # what teacher.requantize and teacher.server_args gain, in the same run
-                    shipped: recipe({"requantize": None, "server_args": []}, slots)}
-            if other:
-                runs[other] = recipe({}, slots)
-            sample.run(runs["llama_cpp.server"], probs[:1], Path(tmp) / "warm" / "t.jsonl", show_progress=False)
-            for r in range(repeats):
-                batch = probs[r * problems:(r + 1) * problems]
-                for name, rec in runs.items():
-                    out = Path(tmp) / f"{r}-{len(rates[name])}-{name.replace(' ', '_').replace(',', '')}" / "t.jsonl"
-                    with _build(other_build if name == other else None):
-                        t0 = time.perf_counter()
+        def baseline():  # a fresh server per run, started inside the timing as the teacher's llama-server is
+            return PythonLlamaServer(gguf, smol.teacher.model, smol.teacher.n_ctx, threads,
+                                     Path(tmp) / "python-server.log", GGML_TYPES[ctk] if ctk else None)
+
+        def on(server):
+            return recipe({"backend": "openai", "base_urls": [server.url], "requantize": None, "server_args": []}, 1)
+
+        runs = {"llama_cpp.server": None,
+                "llama-server, 1 slot": recipe({}, 1),
+                f"llama-server, {slots} slots": recipe({}, slots),
+                # what teacher.requantize and teacher.server_args gain, in the same run
+                shipped: recipe({"requantize": None, "server_args": []}, slots)}
+        if other:
+            runs[other] = recipe({}, slots)
+        with baseline() as warm:  # the file in the page cache and Python's imports compiled, for every row
+            sample.run(on(warm), probs[:1], Path(tmp) / "warm" / "t.jsonl", show_progress=False)
+        for r in range(repeats):
+            batch = probs[r * problems:(r + 1) * problems]
+            for name, rec in runs.items():
+                out = Path(tmp) / f"{r}-{len(rates[name])}-{name.replace(' ', '_').replace(',', '')}" / "t.jsonl"
+                with _build(other_build if name == other else None):
+                    t0 = time.perf_counter()
+                    if rec is None:
+                        with baseline() as server:
+                            summary = sample.run(on(server), batch, out, show_progress=False)
+                    else:
                         summary = sample.run(rec, batch, out, show_progress=False)
-                        rates[name].append(summary["completion_tokens"] / (time.perf_counter() - t0))
-                    metrics = out.parent / "teacher-server.json"
-                    if metrics.exists():
-                        reuse[name] = json.loads(metrics.read_text())
+                    rates[name].append(summary["completion_tokens"] / (time.perf_counter() - t0))
+                metrics = out.parent / "teacher-server.json"
+                if metrics.exists():
+                    reuse[name] = json.loads(metrics.read_text())
     n = problems * smol.sampling.n
     print(f"embedded teacher ({smol.teacher.model} as {smol.teacher.requantize or 'shipped'}, server args "
           f"{smol.teacher.server_args}, {smol.teacher.few_shot} worked examples + system line), "
           f"{n} requests ({problems} problems x n={smol.sampling.n}) x {max_tokens} tokens per run, "
           f"{threads} threads, {repeats} repeats interleaved, llama.cpp build {_installed_build()} (completion "
-          "tokens/s; llama-server runs include its start):")
+          "tokens/s; every run starts its own server, inside the timing):")
     base = rates["llama_cpp.server"]
     for name, values in rates.items():
         ratios = [v / b for v, b in zip(values, base)]
