@@ -26,7 +26,10 @@ fi
 # quantized matmul. DISTILL_LLAMA_FLAVOUR=avx2 chooses the portable build.
 cpu_has() { for f in "$@"; do grep -qw "$f" /proc/cpuinfo || return 1; done; }
 if [ -n "${DISTILL_LLAMA_FLAVOUR:-}" ]; then
-  FLAVOUR=$DISTILL_LLAMA_FLAVOUR
+  case "$DISTILL_LLAMA_FLAVOUR" in
+    avx2|avx512|cuda|native) FLAVOUR=$DISTILL_LLAMA_FLAVOUR ;;
+    *) echo "error: DISTILL_LLAMA_FLAVOUR=$DISTILL_LLAMA_FLAVOUR; choose avx2, avx512, cuda or native" >&2; exit 2 ;;
+  esac
 elif command -v nvcc >/dev/null 2>&1 && [ "$EXTRAS" = "dev,gpu" ]; then
   FLAVOUR=cuda
 elif [ "$(uname -m)" = "x86_64" ] && cpu_has avx512f avx512bw avx512vl avx512dq avx512cd avx512vbmi avx512_vnni avx512_bf16; then
