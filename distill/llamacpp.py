@@ -208,12 +208,11 @@ def _stamp(source: Path) -> list:
     return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 
 
-def _prune_served(folder: Path) -> list[Path]:
+def _prune_served(folder: Path) -> None:
     """Remove the served files whose source changed or is gone, or that record none (made before sources
-    were recorded), skipping any another process holds; the removed files."""
+    were recorded), skipping any another process holds."""
     from filelock import FileLock, Timeout
 
-    removed = []
     for gguf in sorted({*folder.glob("*.gguf"), *(p.with_suffix("") for p in folder.glob("*.gguf.part"))}):
         lock_path = gguf.with_suffix(".lock")
         try:
@@ -223,10 +222,8 @@ def _prune_served(folder: Path) -> list[Path]:
                     continue
                 for f in (gguf, gguf.with_suffix(".source.json"), lock_path):
                     f.unlink(missing_ok=True)
-                removed.append(gguf)
         except Timeout:
             continue  # being made or pruned by another run
-    return removed
 
 
 def _current(record_path: Path) -> bool:

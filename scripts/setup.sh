@@ -21,7 +21,8 @@ fi
 
 # llama.cpp: the Python wheel and llama.cpp's own tools (llama-server, -imatrix, -perplexity, -quantize)
 # from one build tree, once, cached (scripts/build_llama_cpp.sh). x86-64 builds for AVX-512 where the CPU
-# has it with VBMI, VNNI and BF16 (the embedded teacher samples 1.3x faster than on the AVX2 build here),
+# has it with VBMI, VNNI and BF16 (the embedded teacher: 143 vs 128 tokens/s for the AVX2 build here,
+# bench/sampler.py --other-build),
 # else AVX2; never AMX: on VMs that report AMX without enabling it, a native build crashes in every
 # quantized matmul. DISTILL_LLAMA_FLAVOUR=avx2 chooses the portable build.
 cpu_has() { for f in "$@"; do grep -qw "$f" /proc/cpuinfo || return 1; done; }

@@ -46,8 +46,8 @@ def available(module: str) -> bool:
 
 def bf16_on(recipe: Recipe, cuda: bool | None = None) -> bool:
     """`train.bf16`, with `auto` answered by the hardware: a CUDA GPU that computes bf16, or a CPU with
-    AVX512-BF16 or AMX (bf16 autocast there trained SmolLM2-135M 1.5x faster than fp32 here; on a CPU
-    without them bf16 is emulated and slower)."""
+    AVX512-BF16 or AMX (where bf16 autocast trains faster than fp32; on a CPU without them bf16 is
+    emulated and slower)."""
     import torch
 
     t = recipe.train.bf16
